@@ -1,0 +1,125 @@
+"""``python -m helpers <command>``: every stage of the pipeline without Jupyter.
+
+Commands
+--------
+synth     write the synthetic airlock data set (audio + labels + manifest.csv)
+download  download sections of the catalogued YouTube videos (or given URLs) as audio
+validate  check a folder of own recordings (audio + same-stem Audacity .txt labels)
+
+Each command prints what it did; a bad input is reported on stderr with its name and the
+reason, the others are still processed, and the exit status is non-zero at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from helpers.synth import make_dataset
+
+    t0 = time.perf_counter()
+    m = make_dataset(args.out, recordings=args.recordings, duration_s=args.duration,
+                     seed=args.seed, workers=args.workers, progress=not args.quiet)
+    dt = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())
+    print(f"wrote {len(m)} recordings ({m['duration_s'].sum() / 60:.1f} min, "
+          f"{int(m['n_plops'].sum())} plops, {size / 1e6:.1f} MB) to {args.out} in {dt:.1f} s")
+    print(m.groupby("split").agg(recordings=("recording", "size"),
+                                 plops=("n_plops", "sum")).to_string())
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from helpers import youtube
+
+    if args.urls:
+        if not 0 <= args.start < args.end:
+            raise ValueError(f"--start {args.start} and --end {args.end}: need 0 <= start < end")
+        catalogue = pd.DataFrame({"id": args.urls, "start_s": args.start, "end_s": args.end})
+    else:
+        catalogue = youtube.read_catalogue(args.catalogue)
+    table = youtube.download_catalogue(catalogue, out_dir=args.out, audio_format=args.format,
+                                       progress=not args.quiet)
+    print(table.to_string(index=False))
+    failed = table[table["status"] == "failed"]
+    for r in failed.itertuples():
+        print(f"{r.id}: {r.error}", file=sys.stderr)
+    ok = len(table) - len(failed)
+    print(f"{ok} of {len(table)} available", file=sys.stderr)
+    return 1 if len(failed) else 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from helpers.audio import SUPPORTED, find_audio
+    from helpers.datasets import validate_recordings
+
+    status = 0
+    for folder in args.folders:
+        try:
+            report = validate_recordings(folder)
+        except FileNotFoundError as e:
+            print(e, file=sys.stderr)
+            status = 1
+            continue
+        if not find_audio(folder):
+            print(f"{folder}: no audio files found (looked for {', '.join(SUPPORTED)}); "
+                  "is this the folder of your recordings?", file=sys.stderr)
+            status = 1
+        elif report.empty:
+            print(f"{folder}: no problems found")
+        else:
+            print(report.drop(columns="path").to_string(index=False))
+            if (report["severity"] == "error").any():
+                status = 1
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("synth", help="write the synthetic airlock data set")
+    s.add_argument("--out", required=True, type=Path, help="folder to write to")
+    s.add_argument("--recordings", type=int, default=60, help="number of recordings (60)")
+    s.add_argument("--duration", type=float, default=60.0, help="seconds per recording (60)")
+    s.add_argument("--seed", type=int, default=2024, help="random seed (2024)")
+    s.add_argument("--workers", type=int, default=None, help="processes (all cores)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_synth)
+
+    d = sub.add_parser("download", help="download sections of airlock videos as audio")
+    d.add_argument("urls", nargs="*", metavar="URL", help="video URLs or ids (default: the catalogue)")
+    d.add_argument("--catalogue", type=Path, default=None, help="CSV id,start_s,end_s,notes "
+                   "(default data/youtube.csv)")
+    d.add_argument("--out", type=Path, default=None, help="folder (default data/youtube)")
+    d.add_argument("--start", type=float, default=0.0, help="section start for URLs (s)")
+    d.add_argument("--end", type=float, default=120.0, help="section end for URLs (s)")
+    d.add_argument("--format", default="opus", help="audio format: opus, flac, wav, m4a, mp3, best")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_download)
+
+    v = sub.add_parser("validate", help="check a folder of own recordings and labels")
+    v.add_argument("folders", nargs="+", type=Path, metavar="DIR")
+    v.set_defaults(func=_cmd_validate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

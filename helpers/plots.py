@@ -1,0 +1,183 @@
+"""Every figure that takes more than three lines.
+
+Functions draw on a given ``ax`` (or make a figure) and return the axes or figure, so the
+notebooks stay short. Nothing here changes matplotlib's global style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from helpers.config import SR
+from helpers.features import HOP_S, log_mel
+
+EVENT_COLOR = "tab:orange"
+
+
+def _axes(ax, figsize=(10, 3)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def mark_events(ax, events: pd.DataFrame | None, *, color: str = EVENT_COLOR, alpha: float = 0.25,
+                label: str = "labeled plop") -> None:
+    """Shade each event's span (and a line at its onset) on ``ax``."""
+    if events is None or len(events) == 0:
+        return
+    for i, (s, e) in enumerate(zip(events["start"], events["end"])):
+        ax.axvspan(s, max(e, s + 0.01), color=color, alpha=alpha, lw=0,
+                   label=label if i == 0 else None)
+        ax.axvline(s, color=color, lw=0.8)
+
+
+def waveform(y: np.ndarray, *, sr: int = SR, events: pd.DataFrame | None = None, ax=None,
+             title: str | None = None):
+    """The waveform with events shaded."""
+    ax = _axes(ax)
+    t = np.arange(len(y)) / sr
+    step = max(1, len(y) // 20000)  # enough points to look right, few enough to be fast
+    ax.plot(t[::step], y[::step], lw=0.5, color="tab:blue")
+    mark_events(ax, events)
+    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, len(y) / sr))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def spectrogram(y: np.ndarray, *, sr: int = SR, events: pd.DataFrame | None = None, ax=None,
+                kind: str = "mel", title: str | None = None, vmin_db: float = -80.0,
+                fmax: float | None = None):
+    """A spectrogram (``kind="linear"`` Hz axis, or ``"mel"``) with events marked on top.
+
+    The colour scale runs from ``vmin_db`` below the loudest bin to the loudest bin.
+    """
+    import librosa
+    import librosa.display
+
+    ax = _axes(ax)
+    hop = int(HOP_S * sr)
+    if kind == "mel":
+        S = log_mel(y, sr=sr, n_mels=96, fmax=fmax)
+        img = librosa.display.specshow(S, sr=sr, hop_length=hop, x_axis="time", y_axis="mel",
+                                       ax=ax, vmin=S.max() + vmin_db, vmax=S.max(), fmax=fmax or sr / 2,
+                                       cmap="magma")
+    elif kind == "linear":
+        D = np.abs(librosa.stft(np.asarray(y, dtype=np.float32), n_fft=512, hop_length=hop)) ** 2
+        S = librosa.power_to_db(D, amin=1e-10, top_db=None)
+        img = librosa.display.specshow(S, sr=sr, hop_length=hop, x_axis="time", y_axis="hz",
+                                       ax=ax, vmin=S.max() + vmin_db, vmax=S.max(), cmap="magma")
+    else:
+        raise ValueError(f"kind must be 'mel' or 'linear', not {kind!r}")
+    if events is not None and len(events):
+        top = ax.get_ylim()[1]
+        for s, e in zip(events["start"], events["end"]):
+            ax.plot([s, max(e, s + 0.01)], [top * 0.97] * 2, color="cyan", lw=4,
+                    solid_capstyle="butt")
+            ax.axvline(s, color="cyan", lw=0.6, alpha=0.7)
+    ax.set_xlabel("time (s)")
+    if title:
+        ax.set_title(title)
+    return ax, img
+
+
+def overview(y: np.ndarray, *, sr: int = SR, events: pd.DataFrame | None = None,
+             title: str | None = None, start: float = 0.0, end: float | None = None):
+    """Waveform, linear spectrogram and mel spectrogram of ``y[start:end]``, stacked."""
+    a, b = int(start * sr), int((end or len(y) / sr) * sr)
+    seg = y[a:b]
+    ev = None
+    if events is not None:
+        ev = events[(events["end"] > start) & (events["start"] < (end or np.inf))].copy()
+        ev[["start", "end"]] -= start
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True, layout="constrained")
+    waveform(seg, sr=sr, events=ev, ax=axes[0], title=title)
+    spectrogram(seg, sr=sr, events=ev, ax=axes[1], kind="linear")
+    spectrogram(seg, sr=sr, events=ev, ax=axes[2], kind="mel")
+    for ax in axes[:2]:
+        ax.set_xlabel("")
+    axes[0].legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def snippet_grid(snippets: Sequence[tuple[str, np.ndarray]], *, sr: int = SR, ncols: int = 4,
+                 fmax: float | None = None, title: str | None = None):
+    """Small mel spectrograms side by side, one per ``(title, audio)`` pair, on one colour
+    scale (so loudness compares too)."""
+    n = len(snippets)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.8 * ncols, 2.3 * nrows), squeeze=False,
+                             layout="constrained")
+    specs = [log_mel(y, sr=sr, n_mels=64, fmax=fmax) for _, y in snippets]
+    vmax = max(float(s.max()) for s in specs) if specs else 0.0
+    import librosa.display
+
+    for ax, (name, _), S in zip(axes.flat, snippets, specs):
+        librosa.display.specshow(S, sr=sr, hop_length=int(HOP_S * sr), x_axis="time",
+                                 y_axis="mel", ax=ax, vmin=vmax - 80, vmax=vmax, cmap="magma",
+                                 fmax=fmax or sr / 2)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(3))
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def event_histograms(events: Sequence[pd.DataFrame]):
+    """Histograms of plop durations and of the intervals between consecutive plops."""
+    durations = np.concatenate([(e["end"] - e["start"]).to_numpy() for e in events if len(e)])
+    intervals = np.concatenate([np.diff(e["start"].to_numpy()) for e in events if len(e) > 1])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
+    axes[0].hist(durations * 1000, bins=40, color="tab:blue")
+    axes[0].set(xlabel="plop duration (ms)", ylabel="plops", title="How long is a plop?")
+    axes[1].hist(intervals, bins=np.geomspace(0.1, max(60, intervals.max()), 50), color="tab:green")
+    axes[1].set_xscale("log")
+    axes[1].set(xlabel="interval to the next plop (s, log scale)", ylabel="pairs",
+                title="How far apart are plops?")
+    for q, ls in ((np.median(intervals), "--"),):
+        axes[1].axvline(q, color="k", ls=ls, lw=1, label=f"median {q:.2f} s")
+    axes[1].legend()
+    return fig
+
+
+def manifest_overview(manifest: pd.DataFrame):
+    """SNR per recording (coloured by split), plop rate against SNR, and how often each
+    background family and airlock type occurs."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
+    colors = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+    m = manifest.sort_values("snr_db").reset_index(drop=True)
+    axes[0].bar(range(len(m)), m["snr_db"], color=[colors.get(s, "gray") for s in m["split"]])
+    axes[0].set(xlabel="recording (sorted by SNR)", ylabel="SNR (dB)", title="SNR per recording")
+    for s, c in colors.items():
+        axes[0].bar([], [], color=c, label=s)
+    axes[0].legend(fontsize=8)
+    axes[1].scatter(manifest["snr_db"], manifest["rate_ppm"], c=[colors.get(s, "gray")
+                                                                 for s in manifest["split"]], s=18)
+    axes[1].set_yscale("log")
+    axes[1].set(xlabel="SNR (dB)", ylabel="plops per minute", title="Rate against SNR")
+    fams = manifest["backgrounds"].str.split("+").explode().value_counts().sort_values()
+    air = manifest["airlock"].value_counts().sort_values()
+    axes[2].barh([f"bg: {k}" for k in fams.index], fams.values, color="tab:gray")
+    axes[2].barh([f"airlock: {k}" for k in air.index], air.values, color="tab:brown")
+    axes[2].set(xlabel="recordings", title="Backgrounds and airlocks")
+    axes[2].tick_params(axis="y", labelsize=8)
+    return fig
+
+
+def f1_by_group(table: pd.DataFrame, *, by: str, value: str = "f1", ax=None, title: str | None = None):
+    """Bar chart of a score per group (e.g. F1 per SNR band)."""
+    ax = _axes(ax, figsize=(6, 3))
+    ax.bar(table[by].astype(str), table[value], color="tab:purple")
+    ax.set(xlabel=by, ylabel=value, ylim=(0, 1), title=title)
+    for x, v in zip(range(len(table)), table[value]):
+        ax.text(x, v + 0.02, f"{v:.2f}", ha="center", fontsize=8)
+    return ax

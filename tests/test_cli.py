@@ -1,0 +1,227 @@
+"""Tests of the command line, ``python -m helpers <command>``: real subprocesses (and
+``helpers.cli.main`` in-process where only the exit status and output matter), real files,
+and a local HTTP server standing in for YouTube."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import subprocess
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import synth
+from helpers.cli import main
+from helpers.config import REPO_ROOT
+from helpers.labels import read_labels
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run([sys.executable, "-m", "helpers", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_wav(path: Path, seconds: float = 2.0, sr: int = 16000) -> None:
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), sr, subtype="PCM_16")
+
+
+# ----------------------------------------------------------------------------- synth
+
+
+def test_synth_writes_the_data_set(tmp_path):
+    out = tmp_path / "synth"
+    r = run("synth", "--out", str(out), "--recordings", "3", "--duration", "4", "--seed", "1",
+            "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # --quiet: no progress bar
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["manifest.csv"] + [f"synth_{i:03d}{e}" for i in range(3) for e in (".flac", ".txt")]
+    n_plops = 0
+    for i in range(3):
+        info = sf.info(str(out / f"synth_{i:03d}.flac"))
+        assert info.frames == int(round(4 * info.samplerate))
+        n_plops += len(read_labels(out / f"synth_{i:03d}.txt"))
+    first = r.stdout.splitlines()[0]
+    assert first.startswith(f"wrote 3 recordings (0.2 min, {n_plops} plops, ")
+    assert f"to {out} in " in first
+    assert "split" in r.stdout and "train" in r.stdout
+    # the command line makes exactly what the function makes, in another process
+    same = tmp_path / "same"
+    synth.make_dataset(same, recordings=3, duration_s=4, seed=1, workers=1, progress=False)
+    for name in names:
+        assert (out / name).read_bytes() == (same / name).read_bytes(), name
+
+
+def test_synth_rejects_bad_arguments(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "x"), "--recordings", "0", "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("error: recordings must be >= 1")
+    with pytest.raises(SystemExit) as exc:
+        main(["synth"])  # --out is required
+    assert exc.value.code == 2
+    assert "--out" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- validate
+
+
+@pytest.fixture()
+def good_folder(tmp_path):
+    d = tmp_path / "good"
+    d.mkdir()
+    write_wav(d / "brew1.wav")
+    (d / "brew1.txt").write_text("0.5\t0.6\tp\n1.0\t1.1\tp\n")
+    return d
+
+
+@pytest.fixture()
+def bad_folder(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    write_wav(d / "brew1.wav")
+    (d / "brew1.txt").write_text("0.5\t0.6\tp\n")
+    write_wav(d / "brew2.wav")  # no labels
+    write_wav(d / "brew3.wav", seconds=1.0)
+    (d / "brew3.txt").write_text("0.5\t0.6\tp\n1.5\t1.6\tp\n")  # past the end
+    return d
+
+
+def test_validate_good_folder(good_folder):
+    r = run("validate", str(good_folder))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{good_folder}: no problems found"
+
+
+def test_validate_bad_folder(bad_folder):
+    r = run("validate", str(bad_folder))
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert any("brew2" in line and "error" in line and "no labels" in line for line in lines)
+    assert any("brew3" in line and "labels past the end" in line for line in lines)
+    assert not any("brew1" in line for line in lines)
+
+
+def test_validate_warnings_only_exit_zero(tmp_path, capsys):
+    write_wav(tmp_path / "a.wav")
+    (tmp_path / "a.txt").write_text("0.5\t0.5\tp\n")  # a point label: a warning
+    assert main(["validate", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning" in out and "zero-length events" in out
+
+
+def test_validate_several_folders(good_folder, bad_folder, tmp_path, capsys):
+    assert main(["validate", str(good_folder), str(bad_folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"{good_folder}: no problems found" in out and "no labels" in out
+    # a folder that does not exist is reported and the others still checked
+    assert main(["validate", str(tmp_path / "nowhere"), str(good_folder)]) == 1
+    captured = capsys.readouterr()
+    assert "nowhere" in captured.err and "no problems found" in captured.out
+
+
+def test_validate_folder_without_audio(tmp_path, capsys):
+    """A folder with no recordings at all is a mistake (wrong folder), not 'no problems'."""
+    (tmp_path / "brew1.txt").write_text("0.5\t0.6\tp\n")
+    assert main(["validate", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "no audio files found" in captured.err and "no problems" not in captured.out
+
+
+# ----------------------------------------------------------------------------- download
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files, quiet, with single ``Range: bytes=a-b`` requests (ffmpeg seeks with them
+    to cut a section; without them it gets an empty section)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def send_head(self):
+        self._range = None
+        path = self.translate_path(self.path)
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "").strip())
+        if not match or not os.path.isfile(path):
+            return super().send_head()
+        size = os.path.getsize(path)
+        start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
+        if start > end:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return None
+        f = open(path, "rb")  # closed by the base class after copyfile
+        f.seek(start)
+        self._range = end - start + 1
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(self._range))
+        self.end_headers()
+        return f
+
+    def end_headers(self) -> None:
+        self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
+
+    def copyfile(self, source, outputfile) -> None:
+        if self._range is None:
+            return super().copyfile(source, outputfile)
+        outputfile.write(source.read(self._range))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Base URL of a local server with ``tone.wav`` (3 s, 16 kHz, 440 Hz)."""
+    root = tmp_path_factory.mktemp("www")
+    write_wav(root / "tone.wav", seconds=3.0)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                            partial(RangeHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_download_good_and_missing_url(server, tmp_path):
+    out = tmp_path / "yt"
+    good, missing = f"{server}/tone.wav", f"{server}/missing.wav"
+    r = run("download", "--out", str(out), "--format", "wav", "--quiet", missing, good)
+    assert r.returncode == 1
+    # the missing one is named on stderr with the reason, the good one still downloaded
+    assert f"{missing}: " in r.stderr and "404" in r.stderr
+    assert "1 of 2 available" in r.stderr
+    assert good not in r.stderr.replace(missing, "")
+    assert sorted(p.name for p in out.iterdir()) == ["tone.wav"]
+    y, sr = sf.read(out / "tone.wav")
+    assert len(y) / sr == pytest.approx(3.0, abs=0.05)
+    spectrum = np.abs(np.fft.rfft(y if y.ndim == 1 else y.mean(axis=1)))
+    assert np.fft.rfftfreq(len(y), 1 / sr)[np.argmax(spectrum)] == pytest.approx(440, abs=2)
+    table = r.stdout
+    assert "downloaded" in table and "failed" in table
+
+    # again: the file is cached, everything available, exit 0
+    r = run("download", "--out", str(out), "--format", "wav", "--quiet", good)
+    assert r.returncode == 0, r.stderr
+    assert "cached" in r.stdout and "1 of 1 available" in r.stderr
+
+
+def test_download_section(server, tmp_path, capsys):
+    out = tmp_path / "yt"
+    status = main(["download", "--out", str(out), "--format", "wav", "--quiet",
+                   "--start", "1", "--end", "2.5", f"{server}/tone.wav"])
+    assert status == 0, capsys.readouterr().err
+    y, sr = sf.read(out / "tone.wav")
+    assert len(y) / sr == pytest.approx(1.5, abs=0.1)
