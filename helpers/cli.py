@@ -5,6 +5,8 @@ Commands
 synth     write the synthetic airlock data set (audio + labels + manifest.csv)
 download  download sections of the catalogued YouTube videos (or given URLs) as audio
 validate  check a folder of own recordings (audio + same-stem Audacity .txt labels)
+detect    find the plops in audio files with a trained model; labels + a CSV of BPM
+train     train or fine-tune the detector on own recordings
 
 Each command prints what it did; a bad input is reported on stderr with its name and the
 reason, the others are still processed, and the exit status is non-zero at the end.
@@ -81,8 +83,56 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    import csv
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from helpers.models import detect_paths
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["file", "duration_s", "events", "bpm"])
+
+    def emit(row: dict) -> None:
+        if row["error"]:
+            print(f"{row['file']}: {row['error']}", file=sys.stderr)
+        else:
+            writer.writerow([row["file"], f"{row['duration_s']:.2f}", row["events"], f"{row['bpm']:.1f}"])
+        sys.stdout.flush()
+
+    table = detect_paths(args.paths, out_dir=args.out, model=args.model, backend=args.backend,
+                         progress=not args.quiet, on_row=emit)
+    bad = int((table["error"] != "").sum()) if len(table) else 0
+    if not len(table):
+        print("no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        return 1
+    if bad:
+        print(f"{bad} of {len(table)} files failed", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from helpers.models import train_on_folders
+
+    init = None if args.from_scratch else (args.init or "shipped")
+    report = train_on_folders(args.data, out=args.out, epochs=args.epochs, init=init,
+                              seed=args.seed, export=not args.no_litert,
+                              time_budget_s=args.time_budget, progress=not args.quiet)
+    print(f"trained on {report['recordings_train']} recordings, validated on "
+          f"{report['recordings_val']} ({report['minutes']} min, {report['plops']} plops) in "
+          f"{report['seconds']:.0f} s: best epoch {report['best_epoch']} of {report['epochs_run']}, "
+          f"validation event F1 {report['val_event_f1']:.3f}")
+    print(f"saved to {report['out']} (use it with: python -m helpers detect PATH --model {report['out']} --out DIR)")
+    print(json.dumps(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m helpers", description="Every stage of the airlock pipeline without Jupyter.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -109,6 +159,27 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a folder of own recordings and labels")
     v.add_argument("folders", nargs="+", type=Path, metavar="DIR")
     v.set_defaults(func=_cmd_validate)
+    t = sub.add_parser("detect", help="detect plops in audio files with a trained model")
+    t.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
+    t.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")
+    t.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    t.add_argument("--backend", default="auto", choices=["auto", "keras", "int8", "float"],
+                   help="auto: LiteRT int8 when exported, else Keras")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_detect)
+
+    r = sub.add_parser("train", help="train or fine-tune the detector on own recordings")
+    r.add_argument("--data", required=True, nargs="+", type=Path, metavar="DIR",
+                   help="folders of audio files with same-stem .txt labels")
+    r.add_argument("--out", required=True, type=Path, help="folder to save the model in")
+    r.add_argument("--epochs", type=int, default=10, help="at most this many epochs (10)")
+    r.add_argument("--init", type=Path, default=None, help="start from this model (default: the shipped one)")
+    r.add_argument("--from-scratch", action="store_true", help="start from random weights")
+    r.add_argument("--time-budget", type=float, default=240.0, help="stop training after this many seconds (240)")
+    r.add_argument("--no-litert", action="store_true", help="skip the LiteRT export")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.set_defaults(func=_cmd_train)
     return p
 
 

@@ -42,16 +42,31 @@ class Profile:
     synth_recordings: int
     synth_duration_s: float
     synth_seed: int = 2024
+    #: extra synthetic recordings that only the detector trains on (more variety)
+    train_extra_recordings: int = 0
+    train_extra_duration_s: float = 30.0
+    train_extra_seed: int = 7
+    train_epochs: int = 30
+    train_budget_s: float = 240.0
 
     @property
     def synth_dir(self) -> Path:
         suffix = "" if self.name == "full" else f"-{self.name}"
         return data_dir() / f"synthetic{suffix}"
 
+    @property
+    def train_extra_dir(self) -> Path:
+        suffix = "" if self.name == "full" else f"-{self.name}"
+        return data_dir() / f"synthetic-train{suffix}"
+
 
 PROFILES = {
-    "full": Profile("full", synth_recordings=60, synth_duration_s=60.0),
-    "quick": Profile("quick", synth_recordings=12, synth_duration_s=20.0),
+    "full": Profile("full", synth_recordings=60, synth_duration_s=60.0,
+                    train_extra_recordings=120, train_extra_duration_s=30.0,
+                    train_epochs=30, train_budget_s=240.0),
+    "quick": Profile("quick", synth_recordings=12, synth_duration_s=20.0,
+                     train_extra_recordings=6, train_extra_duration_s=10.0,
+                     train_epochs=2, train_budget_s=60.0),
 }
 
 

@@ -125,19 +125,46 @@ def synthetic(*, profile: str | Profile | None = None, folder: str | os.PathLike
     """
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     folder = Path(folder) if folder is not None else prof.synth_dir
-    key = synth.config_key(recordings=prof.synth_recordings, duration_s=prof.synth_duration_s,
-                           seed=prof.synth_seed)
+    return cached_synthetic(folder, recordings=prof.synth_recordings,
+                            duration_s=prof.synth_duration_s, seed=prof.synth_seed,
+                            progress=progress)
+
+
+def cached_synthetic(folder: str | os.PathLike, *, recordings: int, duration_s: float, seed: int,
+                     progress: bool = True, **options) -> pd.DataFrame:
+    """The synthetic set in ``folder`` made with these settings, generated when missing,
+    made with other settings or another generator version, or when a file has gone.
+    ``options`` go to :func:`helpers.synth.make_dataset` (``airlocks``, ``backgrounds``,
+    ``prefix``)."""
+    folder = Path(folder)
+    choices = {k: v for k, v in options.items() if k in ("airlocks", "backgrounds")}
+    key = synth.config_key(recordings=recordings, duration_s=duration_s, seed=seed, **choices)
     try:
         m = read_manifest(folder)
-        fresh = (m["config"].astype(str) == key).all() and len(m) == prof.synth_recordings
+        fresh = (m["config"].astype(str) == key).all() and len(m) == recordings
         fresh = fresh and all(Path(p).exists() for p in list(m["path"]) + list(m["labels"]))
     except (FileNotFoundError, ValueError, KeyError):
         fresh = False
     if fresh:
         return m
-    synth.make_dataset(folder, recordings=prof.synth_recordings, duration_s=prof.synth_duration_s,
-                       seed=prof.synth_seed, progress=progress)
+    synth.make_dataset(folder, recordings=recordings, duration_s=duration_s, seed=seed,
+                       progress=progress, **options)
     return read_manifest(folder)
+
+
+def synthetic_training_extra(*, profile: str | Profile | None = None, progress: bool = True
+                             ) -> pd.DataFrame:
+    """Extra synthetic recordings (all ``train``) that only the detector trains on: more
+    airlocks, rooms and backgrounds than the 36 training recordings of the main set. Cached
+    in ``data/synthetic-train`` and regenerated like :func:`synthetic`."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if prof.train_extra_recordings < 1:
+        return pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+    m = cached_synthetic(prof.train_extra_dir, recordings=prof.train_extra_recordings,
+                         duration_s=prof.train_extra_duration_s, seed=prof.train_extra_seed,
+                         progress=progress, prefix="train")
+    m["split"] = "train"
+    return m
 
 
 # ---------------------------------------------------------------------------------------

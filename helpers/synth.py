@@ -61,8 +61,9 @@ AUDIBLE_DB = 6.0
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 SAMPLE_RATE_WEIGHTS = (0.06, 0.04, 0.16, 0.10, 0.04, 0.10, 0.30, 0.20)
 AIRLOCKS = ("s_type", "three_piece", "blowoff", "drip")
+AIRLOCK_WEIGHTS = {"s_type": 0.35, "three_piece": 0.3, "blowoff": 0.2, "drip": 0.15}
 #: Version of the generator; part of the cache key, bump it when the sound changes.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 
 # ---------------------------------------------------------------------------------------
@@ -160,8 +161,10 @@ class Character:
     level_sd_db: float           # plop-to-plop loudness variation
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, sr: int) -> "Character":
-        airlock = str(rng.choice(AIRLOCKS, p=[0.35, 0.3, 0.2, 0.15]))
+    def draw(cls, rng: np.random.Generator, sr: int, *, airlocks: tuple[str, ...] = AIRLOCKS
+             ) -> "Character":
+        weights = np.array([AIRLOCK_WEIGHTS[a] for a in airlocks])
+        airlock = str(rng.choice(list(airlocks), p=weights / weights.sum()))
         if airlock == "blowoff":
             r_lo, r_hi = rng.uniform(2.5, 4.5), rng.uniform(4.5, 8.0)
             nb = (2, 4)
@@ -181,7 +184,7 @@ class Character:
             fill=float(rng.uniform(0.2, 1.0)),
             distance_m=float(np.exp(rng.uniform(np.log(0.05), np.log(2.0)))),
             damping=float(rng.uniform(0.25, 1.1)),
-            rise=float(rng.uniform(0.0, 0.2)),
+            rise=float(rng.uniform(0.04, 0.2)),
             n_bubbles=nb,
             slug_level=float(rng.uniform(0.05, 0.6)),
             slosh_prob=float(rng.uniform(0.2, 0.95)) if airlock != "drip" else 0.1,
@@ -523,8 +526,14 @@ def _cf_typing(rng, sr):
 
 
 def _cf_clunk(rng, sr):
-    """A spoon, a lid or a cupboard: a plop-length hollow resonance."""
-    x = _damped_tone(sr, rng.uniform(300, 1500), rng.uniform(30, 120), dur=0.3, attack_s=0.001)
+    """A spoon, a lid or a cupboard: a plop-length hollow resonance with a few inharmonic
+    partials and a hard attack, but no rising pitch."""
+    f = rng.uniform(300, 1500)
+    x = np.zeros(int(0.3 * sr))
+    for ratio in (1.0, rng.uniform(1.5, 2.9), rng.uniform(3.1, 5.3)):
+        if f * ratio < 0.45 * sr:
+            _add(x, rng.uniform(0.3, 1.0) / ratio * _damped_tone(
+                sr, f * ratio, rng.uniform(30, 120) * ratio ** 0.5, dur=0.3, attack_s=0.0005), 0)
     _add(x, 0.5 * _rms(x) * _unit(_resonant_burst(rng, sr, rng.uniform(500, 3000), 1, 0.01, 500)), 0)
     return x
 
@@ -635,7 +644,9 @@ def _band_power(x: np.ndarray, sr: int, n_fft: int, edges: np.ndarray) -> np.nda
 
 
 def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: float = 60.0,
-                         sr: int | None = None, snr_db: float | None = None) -> Recording:
+                         sr: int | None = None, snr_db: float | None = None,
+                         airlocks: tuple[str, ...] = AIRLOCKS,
+                         backgrounds: tuple[str, ...] | None = None) -> Recording:
     """Generate one airlock recording.
 
     Parameters
@@ -646,6 +657,10 @@ def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: floa
         Length in seconds.
     sr, snr_db
         Force the sample rate or the signal-to-noise ratio (otherwise drawn).
+    airlocks, backgrounds
+        Draw the airlock type and the background families from these only (default: all).
+        This is how a data set holds out whole airlock types or background families, to
+        estimate how a detector does on sounds it never heard.
 
     Examples
     --------
@@ -657,7 +672,11 @@ def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: floa
     if sr is None:
         sr = int(rng.choice(SAMPLE_RATES, p=SAMPLE_RATE_WEIGHTS))
     n = int(round(duration_s * sr))
-    char = Character.draw(rng, sr)
+    unknown = (set(airlocks) - set(AIRLOCKS)) | (set(backgrounds or ()) - set(BACKGROUNDS))
+    if unknown or not airlocks or (backgrounds is not None and not backgrounds):
+        raise ValueError(f"unknown or empty choices {sorted(unknown)}: airlocks come from {AIRLOCKS}, "
+                         f"backgrounds from {tuple(BACKGROUNDS)}")
+    char = Character.draw(rng, sr, airlocks=tuple(airlocks))
     chain = Chain.draw(rng, sr, char.distance_m)
     if snr_db is None:
         snr_db = float(rng.uniform(-5.0, 30.0))
@@ -684,8 +703,9 @@ def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: floa
     gains_arr = np.asarray(gains)
 
     # --- backgrounds and confusers --------------------------------------------------
-    n_fam = int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25]))
-    families = sorted(rng.choice(sorted(BACKGROUNDS), size=n_fam, replace=False).tolist())
+    pool = sorted(backgrounds) if backgrounds is not None else sorted(BACKGROUNDS)
+    n_fam = min(int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25])), len(pool))
+    families = sorted(rng.choice(pool, size=n_fam, replace=False).tolist())
     background = np.zeros(n)
     for k, fam in enumerate(families):
         level = 1.0 if k == 0 else 10 ** (rng.uniform(-12, 0) / 20)
@@ -813,8 +833,8 @@ def _write_flac(path: Path, audio: np.ndarray, sr: int) -> None:
 def _make_one(args: tuple) -> dict:
     from helpers.labels import write_labels
 
-    out_dir, name, seed_seq, duration_s = args
-    rec = synthesize_recording(seed=seed_seq, duration_s=duration_s)
+    out_dir, name, seed_seq, duration_s, choices = args
+    rec = synthesize_recording(seed=seed_seq, duration_s=duration_s, **choices)
     audio_path = Path(out_dir) / f"{name}.flac"
     labels_path = Path(out_dir) / f"{name}.txt"
     _write_flac(audio_path, rec.audio, rec.sr)
@@ -823,18 +843,24 @@ def _make_one(args: tuple) -> dict:
             "duration_s": round(duration_s, 3), "source": "synthetic", **rec.params}
 
 
-def config_key(*, recordings: int, duration_s: float, seed: int) -> str:
+def config_key(*, recordings: int, duration_s: float, seed: int,
+               airlocks: tuple[str, ...] = AIRLOCKS, backgrounds: tuple[str, ...] | None = None) -> str:
     """A short hash of what defines a synthetic set (cache key)."""
     cfg = {"recordings": recordings, "duration_s": float(duration_s), "seed": seed,
            "version": GENERATOR_VERSION}
+    if tuple(airlocks) != AIRLOCKS or backgrounds is not None:
+        cfg["airlocks"] = sorted(airlocks)
+        cfg["backgrounds"] = sorted(backgrounds) if backgrounds is not None else None
     return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def make_dataset(out_dir: str | os.PathLike, *, recordings: int = 60, duration_s: float = 60.0,
-                 seed: int = 2024, workers: int | None = None, progress: bool = True
-                 ) -> pd.DataFrame:
+                 seed: int = 2024, workers: int | None = None, progress: bool = True,
+                 airlocks: tuple[str, ...] = AIRLOCKS, backgrounds: tuple[str, ...] | None = None,
+                 prefix: str = "synth") -> pd.DataFrame:
     """Write a synthetic data set: ``<name>.flac`` + ``<name>.txt`` per recording and
-    ``manifest.csv``.
+    ``manifest.csv``. ``airlocks`` and ``backgrounds`` restrict the draws (see
+    :func:`synthesize_recording`); ``prefix`` starts every recording's name.
 
     Recording ``i`` is made from the ``i``-th child of ``SeedSequence(seed)``, so results do not
     depend on ``workers``. Returns the manifest.
@@ -853,7 +879,9 @@ def make_dataset(out_dir: str | os.PathLike, *, recordings: int = 60, duration_s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     children = np.random.SeedSequence(seed).spawn(recordings)
-    jobs = [(str(out), f"synth_{i:03d}", children[i], float(duration_s)) for i in range(recordings)]
+    choices = {"airlocks": tuple(airlocks), "backgrounds": tuple(backgrounds) if backgrounds else None}
+    jobs = [(str(out), f"{prefix}_{i:03d}", children[i], float(duration_s), choices)
+            for i in range(recordings)]
     workers = workers or min(os.cpu_count() or 1, recordings)
     rows: list[dict] = []
     bar = tqdm(total=recordings, desc="synthesizing", unit="rec", disable=not progress)
@@ -872,7 +900,8 @@ def make_dataset(out_dir: str | os.PathLike, *, recordings: int = 60, duration_s
 
     manifest.insert(5, "split", split_by_recording(manifest["recording"], seed=seed))
     manifest["seed"] = seed
-    manifest["config"] = config_key(recordings=recordings, duration_s=duration_s, seed=seed)
+    manifest["config"] = config_key(recordings=recordings, duration_s=duration_s, seed=seed,
+                                    **choices)
     tmp = out / ".manifest.csv.tmp"
     manifest.to_csv(tmp, index=False)
     os.replace(tmp, out / "manifest.csv")

@@ -504,6 +504,15 @@ def _download(
             p for p in tmp.iterdir() if p.is_file() and p.suffix not in (".part", ".ytdl")]
         if not produced:
             raise DownloadError(str(url_or_id), "yt-dlp finished but wrote no audio file")
+        try:
+            from helpers.audio import AudioError, audio_info
+
+            seconds = audio_info(produced[0]).get("duration_s")
+        except (AudioError, OSError) as exc:
+            raise DownloadError(str(url_or_id), f"the downloaded audio is unreadable ({exc})") from exc
+        if seconds is not None and seconds < 0.1:
+            raise DownloadError(str(url_or_id), f"the downloaded section holds {seconds:.2f} s of "
+                                "audio (does the server support HTTP range requests?)")
         target = out_dir / f"{file_name}{produced[0].suffix}"
         os.replace(produced[0], target)
         return target, False

@@ -1,0 +1,127 @@
+"""Training-time augmentation: the same plops in conditions the recordings did not have.
+
+Three kinds, applied to a recording and its events together:
+
+- :func:`mix_background`: add a background made by :mod:`helpers.synth` (any of its
+  families) at a chosen signal-to-noise ratio — the most useful one, and the one notebook 09
+  uses to estimate performance in conditions nobody recorded.
+- :func:`speed`: play faster or slower (resampling), which moves every pitch and stretches
+  time; the events are stretched with it.
+- :func:`channel`: the recording chain — gain, a random equalizer, high- and low-pass
+  filters, soft clipping and coloured noise, from the maintained ``audiomentations`` library.
+
+:func:`augment` draws one of each at random. Everything takes an explicit
+:class:`numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers.config import SR
+
+
+def _power(x: np.ndarray) -> float:
+    return float(np.mean(np.square(x, dtype=np.float64)) + 1e-20)
+
+
+def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator,
+                   snr_db: float, families: list[str] | None = None, sr: int = SR) -> np.ndarray:
+    """Add a procedural background to ``y`` so that the plops are ``snr_db`` above it.
+
+    The plop power is measured over the labeled events of ``y`` (the whole signal when there
+    are none), the same definition as the synthetic set's SNR.
+
+    Examples
+    --------
+    >>> y = np.zeros(16000, dtype="float32"); y[1000:1800] = 0.5
+    >>> ev = pd.DataFrame({"start": [0.0625], "end": [0.1125], "label": ["p"]})
+    >>> z = mix_background(y, ev, rng=np.random.default_rng(0), snr_db=10, families=["pink"])
+    >>> round(10 * np.log10(0.25 / np.mean((z - y) ** 2)))
+    10
+    """
+    from helpers.synth import BACKGROUNDS
+
+    names = families or sorted(BACKGROUNDS)
+    k = int(rng.integers(1, 3)) if families is None else len(names)
+    chosen = rng.choice(names, size=min(k, len(names)), replace=False)
+    bg = np.zeros(len(y))
+    for i, name in enumerate(chosen):
+        bg += (1.0 if i == 0 else 10 ** (rng.uniform(-12, 0) / 20)) * BACKGROUNDS[str(name)](rng, len(y), sr)
+    mask = np.zeros(len(y), dtype=bool)
+    for s, e in zip(events["start"], events["end"]):
+        mask[int(s * sr):max(int(e * sr), int(s * sr) + 1)] = True
+    p_sig = _power(y[mask]) if mask.any() else _power(y)
+    bg *= np.sqrt(p_sig / (_power(bg) * 10 ** (snr_db / 10)))
+    return (y + bg).astype(np.float32)
+
+
+def speed(y: np.ndarray, events: pd.DataFrame, *, factor: float, sr: int = SR
+          ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Play ``factor`` times faster (pitch up, shorter) and scale the events to match.
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"start": [1.0], "end": [1.1], "label": ["p"]})
+    >>> z, ev2 = speed(np.zeros(32000, dtype="float32"), ev, factor=1.25)
+    >>> len(z), ev2["start"].item()
+    (25600, 0.8)
+    """
+    from helpers.audio import resample
+
+    if not 0.5 <= factor <= 2.0:
+        raise ValueError(f"speed factor {factor} is outside 0.5–2")
+    z = resample(y, sr * factor, sr)
+    ev = events.copy()
+    ev[["start", "end"]] = ev[["start", "end"]] / factor
+    return z, ev
+
+
+def channel(y: np.ndarray, *, rng: np.random.Generator, sr: int = SR) -> np.ndarray:
+    """A random recording chain from ``audiomentations``: gain, equalizer, filters, soft
+    clipping and coloured noise (each applied with some probability)."""
+    import audiomentations as am
+
+    seed = int(rng.integers(2 ** 31))
+    import random
+
+    state = random.getstate()
+    np_state = np.random.get_state()
+    random.seed(seed)          # audiomentations draws from the global generators;
+    np.random.seed(seed)       # seed them from ours and restore them afterwards
+    try:
+        chain = am.Compose([
+            am.Gain(min_gain_db=-12, max_gain_db=12, p=0.8),
+            am.SevenBandParametricEQ(min_gain_db=-9, max_gain_db=9, p=0.6),
+            am.HighPassFilter(min_cutoff_freq=50, max_cutoff_freq=400, p=0.3),
+            am.LowPassFilter(min_cutoff_freq=3000, max_cutoff_freq=7500, p=0.3),
+            am.TanhDistortion(min_distortion=0.01, max_distortion=0.3, p=0.1),
+            am.AddColorNoise(min_snr_db=10, max_snr_db=40, p=0.3),
+        ])
+        out = chain(samples=np.asarray(y, dtype=np.float32), sample_rate=sr)
+    finally:
+        random.setstate(state)
+        np.random.set_state(np_state)
+    return np.clip(out, -1, 1).astype(np.float32)
+
+
+def augment(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator, sr: int = SR,
+            snr_db: tuple[float, float] = (-5.0, 25.0), speed_range: tuple[float, float] = (0.85, 1.18),
+            p_background: float = 0.7) -> tuple[np.ndarray, pd.DataFrame]:
+    """One random augmentation of a recording: speed, then (with ``p_background``) a mixed-in
+    background at an SNR drawn from ``snr_db``, then the channel.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.zeros(32000, dtype="float32"); ev = pd.DataFrame(columns=["start", "end", "label"])
+    >>> z, ev2 = augment(y, ev, rng=rng)
+    >>> z.dtype, abs(len(z) - 32000) < 6000
+    (dtype('float32'), True)
+    """
+    z, ev = speed(y, events, factor=float(np.exp(rng.uniform(*np.log(speed_range)))), sr=sr)
+    if rng.random() < p_background:
+        z = mix_background(z, ev, rng=rng, snr_db=float(rng.uniform(*snr_db)), sr=sr)
+    z = channel(z, rng=rng, sr=sr)
+    return z, ev

@@ -1,0 +1,526 @@
+"""The CRNN plop detector: building, training, saving, LiteRT export, and inference.
+
+The model sees a window of ``WINDOW`` frames (2 s) of the 64-band front end of
+:mod:`helpers.features` and gives one plop probability per frame (every 10 ms):
+
+    input (200 × 64 × 1) → 3 × [conv 3×3 → batch norm → ReLU → max-pool over frequency only]
+    → GRU (forward in time) → dense sigmoid per frame
+
+Pooling only in frequency keeps the 10 ms time resolution; the GRU runs forward in time only,
+so a frame's probability depends on the past and ~30 ms of future (the convolutions), which
+is what makes live streaming give the same answer as offline detection.
+
+A long recording is cut into windows of ``WINDOW`` frames every ``STEP`` frames; each
+frame's probability is taken from the window where it has at least ``WINDOW - STEP`` frames
+of past context (the first window gives all of its frames). :class:`Detector` does this for
+a Keras model and for LiteRT models alike, offline and block by block.
+
+A saved model is a folder::
+
+    MODEL/model.keras          the Keras model
+    MODEL/config.json          front end, window, post-processing thresholds, training report
+    MODEL/model_float.tflite   LiteRT, float32   (after :func:`export_litert`)
+    MODEL/model_int8.tflite    LiteRT, int8 weights and activations
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.config import REPO_ROOT, SR
+from helpers.features import HOP, N_MELS, frame_labels, frontend_features
+
+WINDOW = 200   # frames per model window (2 s)
+STEP = 100     # frames between windows (1 s): the live latency bound
+HOP_S = HOP / SR
+
+#: The pretrained model shipped in the repository (made by ``make model``).
+SHIPPED_MODEL = REPO_ROOT / "models" / "crnn"
+
+
+# ---------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------
+def build_crnn(*, n_mels: int = N_MELS, frames: int = WINDOW, channels: tuple[int, ...] = (16, 32, 32),
+               pools: tuple[int, ...] = (4, 4, 4), gru_units: int = 32, unroll: bool = False,
+               dropout: float = 0.1):
+    """A small CRNN: convolution blocks pooling only in frequency, a forward GRU, and a
+    per-frame sigmoid.
+
+    ``unroll=True`` unrolls the GRU over the ``frames`` steps (needed for the LiteRT
+    converter).
+
+    Examples
+    --------
+    >>> m = build_crnn()          # doctest: +SKIP
+    >>> m.count_params()          # doctest: +SKIP
+    20737
+    """
+    import keras
+    from keras import layers
+
+    inp = keras.Input((frames, n_mels, 1), name="frames")
+    x = inp
+    for ch, pool in zip(channels, pools):
+        x = layers.Conv2D(ch, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D((1, pool))(x)
+    x = layers.Reshape((frames, -1))(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.GRU(gru_units, return_sequences=True, unroll=unroll, name="gru")(x)
+    out = layers.Dense(1, activation="sigmoid", name="plop")(x)
+    return keras.Model(inp, out, name="airlock_crnn")
+
+
+def operations_per_second(model) -> dict:
+    """Multiply-accumulate operations per second of audio and parameters, counted per layer."""
+    macs = 0
+    for layer in model.layers:
+        cls = type(layer).__name__
+        if cls == "Conv2D":
+            _, t, f, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            c_in = layer.input.shape[-1]
+            macs += t * f * c_out * kh * kw * c_in
+        elif cls == "GRU":
+            t, d = layer.input.shape[1], layer.input.shape[2]
+            u = layer.units
+            macs += t * 3 * (d * u + u * u)
+        elif cls == "Dense":
+            t = layer.input.shape[1]
+            macs += t * layer.input.shape[-1] * layer.units
+    frames = model.input.shape[1]
+    per_frame = macs / frames
+    return {"params": int(model.count_params()), "macs_per_frame": int(per_frame),
+            "macs_per_second": int(per_frame / HOP_S)}
+
+
+# ---------------------------------------------------------------------------------------
+# Windows
+# ---------------------------------------------------------------------------------------
+def window_starts(n_frames: int) -> np.ndarray:
+    """Start frames of the windows covering ``n_frames`` frames (the last one may be padded)."""
+    if n_frames <= WINDOW:
+        return np.array([0])
+    return np.arange(0, n_frames - WINDOW + STEP, STEP)
+
+
+def stitch(window_probs: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:
+    """Per-frame probabilities from overlapping windows: window 0 gives its frames
+    ``[0, WINDOW)``, every later window its last ``STEP`` frames."""
+    out = np.zeros(n_frames, dtype=np.float32)
+    for k, s in enumerate(starts):
+        lo = s if k == 0 else s + WINDOW - STEP
+        hi = min(s + WINDOW, n_frames)
+        if hi > lo:
+            out[lo:hi] = window_probs[k, lo - s:hi - s]
+    return out
+
+
+def windows(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``frames × mels`` features into model windows (zero-padded at the end)."""
+    n = len(features)
+    starts = window_starts(n)
+    total = starts[-1] + WINDOW
+    padded = np.zeros((total, features.shape[1]), dtype=np.float32)
+    padded[:n] = features
+    idx = starts[:, None] + np.arange(WINDOW)[None, :]
+    return padded[idx][..., None], starts
+
+
+# ---------------------------------------------------------------------------------------
+# The detector
+# ---------------------------------------------------------------------------------------
+@dataclass
+class DetectorConfig:
+    frontend: str = "pcen"
+    norm_mean: list[float] = field(default_factory=lambda: [0.0] * N_MELS)
+    norm_std: list[float] = field(default_factory=lambda: [1.0] * N_MELS)
+    postprocess: dict = field(default_factory=lambda: {"on": 0.5})
+    report: dict = field(default_factory=dict)
+
+
+class Detector:
+    """Frame probabilities and plop events from audio, with a Keras or LiteRT model.
+
+    Examples
+    --------
+    >>> det = Detector.load()                          # doctest: +SKIP
+    >>> events = det.detect(load_audio("brew1.wav"))   # doctest: +SKIP
+    """
+
+    def __init__(self, model, config: DetectorConfig, *, backend: str = "keras", path: Path | None = None):
+        self.model = model
+        self.config = config
+        self.backend = backend
+        self.path = path
+        self._mean = np.asarray(config.norm_mean, dtype=np.float32)
+        self._std = np.asarray(config.norm_std, dtype=np.float32)
+        if backend != "keras":
+            self.model.allocate_tensors()
+            self._in = self.model.get_input_details()[0]
+            self._out = self.model.get_output_details()[0]
+
+    # -- loading ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, *, backend: str = "auto") -> "Detector":
+        """Load a saved model folder (default: the shipped model).
+
+        ``backend``: ``"keras"``, ``"int8"`` or ``"float"`` (LiteRT), or ``"auto"`` — the
+        LiteRT int8 model when present, the Keras model otherwise.
+        """
+        folder = Path(path) if path is not None else SHIPPED_MODEL
+        if folder.suffix == ".keras":
+            folder = folder.parent
+        cfg_path = folder / "config.json"
+        if not cfg_path.exists():
+            hint = ("run `make model` to train it" if folder == SHIPPED_MODEL
+                    else "train one with `python -m helpers train --data DIR --out MODEL`")
+            raise FileNotFoundError(f"{folder}: no model here (config.json missing); {hint}")
+        config = DetectorConfig(**json.loads(cfg_path.read_text()))
+        if backend == "auto":
+            backend = "int8" if (folder / "model_int8.tflite").exists() else "keras"
+        if backend == "keras":
+            import keras
+
+            model = keras.saving.load_model(folder / "model.keras", compile=False)
+        elif backend in ("int8", "float"):
+            from ai_edge_litert.interpreter import Interpreter
+
+            f = folder / f"model_{backend}.tflite"
+            if not f.exists():
+                raise FileNotFoundError(f"{f}: not exported; run helpers.models.export_litert")
+            model = Interpreter(model_path=str(f), num_threads=1)
+        else:
+            raise ValueError(f"backend must be auto, keras, int8 or float, not {backend!r}")
+        return cls(model, config, backend=backend, path=folder)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``model.keras`` and ``config.json`` into ``folder`` (atomically per file)."""
+        if self.backend != "keras":
+            raise ValueError("only a Keras detector can be saved; export LiteRT from it")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".model.keras.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, folder / "model.keras")
+        tmpc = folder / ".config.json.tmp"
+        tmpc.write_text(json.dumps(asdict(self.config), indent=1))
+        os.replace(tmpc, folder / "config.json")
+        self.path = folder
+        return folder
+
+    # -- inference -------------------------------------------------------------------
+    def features(self, y: np.ndarray) -> np.ndarray:
+        """Normalized front-end features of mono 16 kHz audio."""
+        return self.normalize(frontend_features(y, kind=self.config.frontend))
+
+    def normalize(self, feats: np.ndarray) -> np.ndarray:
+        return (feats - self._mean) / self._std
+
+    def predict_windows(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (windows × WINDOW) for a batch of windows (windows × WINDOW × mels × 1)."""
+        if len(x) == 0:
+            return np.zeros((0, WINDOW), dtype=np.float32)
+        if self.backend == "keras":
+            return np.asarray(self.model(x, training=False))[..., 0]
+        out = np.empty((len(x), WINDOW), dtype=np.float32)
+        for i in range(len(x)):
+            self.model.set_tensor(self._in["index"], x[i:i + 1].astype(np.float32))
+            self.model.invoke()
+            out[i] = self.model.get_tensor(self._out["index"])[0, :, 0]
+        return out
+
+    def probabilities_from_features(self, feats: np.ndarray, *, batch: int = 64) -> np.ndarray:
+        x, starts = windows(feats)
+        probs = np.concatenate([self.predict_windows(x[i:i + batch]) for i in range(0, len(x), batch)])
+        return stitch(probs, starts, len(feats))
+
+    def probabilities(self, y: np.ndarray) -> np.ndarray:
+        """One plop probability per 10 ms frame of mono 16 kHz audio."""
+        return self.probabilities_from_features(self.features(y))
+
+    def events_from_probabilities(self, probs: np.ndarray) -> pd.DataFrame:
+        from helpers.events import probabilities_to_events
+
+        return probabilities_to_events(probs, hop_s=HOP_S, **self.config.postprocess)
+
+    def detect(self, y: np.ndarray) -> pd.DataFrame:
+        """Plop events (``start``, ``end``, ``label``, ``probability``) in mono 16 kHz audio."""
+        return self.events_from_probabilities(self.probabilities(y))
+
+
+# ---------------------------------------------------------------------------------------
+# Training data
+# ---------------------------------------------------------------------------------------
+def training_windows(items: list[tuple[np.ndarray, pd.DataFrame]], *, frontend: str,
+                     step: int = WINDOW // 2) -> tuple[np.ndarray, np.ndarray]:
+    """Features and frame labels of recordings cut into windows (un-normalized)."""
+    xs, ys = [], []
+    for y, events in items:
+        f = frontend_features(y, kind=frontend)
+        lab = frame_labels(events, len(f), hop_s=HOP_S)
+        if len(f) < WINDOW:
+            pad = WINDOW - len(f)
+            f = np.pad(f, ((0, pad), (0, 0)))
+            lab = np.pad(lab, (0, pad))
+        starts = np.arange(0, len(f) - WINDOW + 1, step)
+        idx = starts[:, None] + np.arange(WINDOW)[None, :]
+        xs.append(f[idx])
+        ys.append(lab[idx])
+    return np.concatenate(xs)[..., None].astype(np.float32), np.concatenate(ys)[..., None].astype(np.float32)
+
+
+def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int, seed: int,
+                    progress: bool = False) -> list[tuple[np.ndarray, pd.DataFrame]]:
+    """The recordings plus ``copies`` augmented versions of each (see :mod:`helpers.augment`)."""
+    from tqdm.auto import tqdm
+
+    from helpers.augment import augment
+
+    rng = np.random.default_rng(seed)
+    out = list(items)
+    for c in tqdm(range(copies), desc="augmenting", disable=not progress):
+        for y, ev in items:
+            out.append(augment(y, ev, rng=rng))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------
+def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple[np.ndarray, pd.DataFrame]],
+                   *, epochs: int = 12, frontend: str = "pcen", copies: int = 2, seed: int = 0,
+                   init: "Detector | None" = None, patience: int = 4, batch_size: int = 32,
+                   learning_rate: float = 2e-3, time_budget_s: float | None = None,
+                   progress: bool = True, verbose: int = 0) -> tuple["Detector", pd.DataFrame]:
+    """Train a CRNN detector on recordings with events, keeping the epoch with the best
+    validation event F1, then tune the post-processing on the validation recordings.
+
+    ``train`` and ``val`` are lists of ``(audio at 16 kHz, events)``. ``init`` continues from
+    an existing detector (fine-tuning, same front end). Returns the detector and the history
+    (loss, val PR-AUC, val event F1 per epoch).
+    """
+    import keras
+
+    from helpers.evaluate import pooled_onset_scores
+    from helpers.events import probabilities_to_events, tune_postprocessing
+
+    keras.utils.set_random_seed(seed)
+    t_start = time.perf_counter()
+    if init is not None:
+        frontend = init.config.frontend
+    train_items = augmented_items(train, copies=copies, seed=seed, progress=progress)
+    x, yl = training_windows(train_items, frontend=frontend)
+    if init is not None:
+        mean, std = init._mean, init._std
+    else:
+        mean = x[..., 0].reshape(-1, x.shape[2]).mean(axis=0)
+        std = x[..., 0].reshape(-1, x.shape[2]).std(axis=0) + 1e-3
+    x = (x - mean[None, None, :, None]) / std[None, None, :, None]
+    pos = float(yl.mean())
+    # class imbalance: weight positive frames so both classes weigh the same in the loss
+    w_pos = float(np.clip((1 - pos) / max(pos, 1e-4), 1.0, 20.0)) ** 0.5
+    sw = np.where(yl[..., 0] > 0.5, w_pos, 1.0).astype(np.float32)
+
+    config = DetectorConfig(frontend=frontend, norm_mean=[float(v) for v in mean],
+                            norm_std=[float(v) for v in std])
+    if init is not None:
+        model = keras.models.clone_model(init.model)
+        model.set_weights(init.model.get_weights())
+    else:
+        model = build_crnn()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.BinaryCrossentropy(),
+                  metrics=[keras.metrics.AUC(curve="PR", name="pr_auc")])
+    det = Detector(model, config, backend="keras")
+    val_feats = [det.features(y) for y, _ in val]
+    val_refs = [ev for _, ev in val]
+
+    history = []
+    best = (-1.0, None, -1)
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(x))
+        h = model.fit(x[order], yl[order], sample_weight=sw[order], batch_size=batch_size,
+                      epochs=1, verbose=verbose)
+        probs = [det.probabilities_from_features(f) for f in val_feats]
+        f1 = pooled_onset_scores([(r, probabilities_to_events(p, hop_s=HOP_S, on=0.5))
+                                  for r, p in zip(val_refs, probs)])["f1"] if val else float("nan")
+        labels = np.concatenate([frame_labels(r, len(p), hop_s=HOP_S) for r, p in zip(val_refs, probs)]) if val else None
+        pr = _pr_auc(labels, np.concatenate(probs)) if val else float("nan")
+        history.append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]),
+                        "train_pr_auc": float(h.history["pr_auc"][0]), "val_pr_auc": pr,
+                        "val_event_f1": f1, "seconds": round(time.perf_counter() - t0, 1)})
+        if progress:
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.4f}, "
+                  f"val PR-AUC {pr:.3f}, val event F1 {f1:.3f} ({history[-1]['seconds']} s)", flush=True)
+        if f1 > best[0]:
+            best = (f1, model.get_weights(), epoch + 1)
+        if epoch + 1 - best[2] >= patience:
+            break
+        if time_budget_s is not None and time.perf_counter() - t_start > time_budget_s:
+            if progress:
+                print(f"stopping: time budget of {time_budget_s:.0f} s reached", flush=True)
+            break
+    if best[1] is not None:
+        model.set_weights(best[1])
+    if val:
+        probs = [det.probabilities_from_features(f) for f in val_feats]
+        params, _ = tune_postprocessing(probs, val_refs, hop_s=HOP_S)
+        config.postprocess = params
+    config.report = {"best_epoch": best[2], "epochs_run": len(history), "val_event_f1": best[0],
+                     "train_recordings": len(train), "val_recordings": len(val),
+                     "augmented_copies": copies, "train_seconds": round(time.perf_counter() - t_start, 1),
+                     **operations_per_second(model)}
+    return det, pd.DataFrame(history)
+
+
+def _pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    if labels is None or labels.sum() == 0:
+        return float("nan")
+    return float(average_precision_score(labels, scores))
+
+
+# ---------------------------------------------------------------------------------------
+# LiteRT
+# ---------------------------------------------------------------------------------------
+def export_litert(detector: Detector, representative: list[np.ndarray], *, folder: str | os.PathLike | None = None,
+                  n_windows: int = 200, seed: int = 0) -> dict:
+    """Export the Keras model to LiteRT as float32 and as int8 (weights and activations,
+    calibrated on windows of the ``representative`` audio). Returns the file sizes."""
+    import keras
+    import tensorflow as tf
+
+    folder = Path(folder or detector.path)
+    src = detector.model
+    unrolled = build_crnn(unroll=True)
+    unrolled.set_weights(src.get_weights())
+    rng = np.random.default_rng(seed)
+    xs = [windows(detector.features(y))[0] for y in representative]
+    pool = np.concatenate(xs)
+    pick = pool[rng.choice(len(pool), size=min(n_windows, len(pool)), replace=False)]
+
+    def rep():
+        for w in pick:
+            yield [w[None].astype(np.float32)]
+
+    sizes = {}
+    for kind in ("float", "int8"):
+        conv = tf.lite.TFLiteConverter.from_keras_model(unrolled)
+        if kind == "int8":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = rep
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        blob = conv.convert()
+        path = folder / f"model_{kind}.tflite"
+        tmp = folder / f".model_{kind}.tflite.tmp"
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        sizes[kind] = len(blob)
+    sizes["keras"] = (folder / "model.keras").stat().st_size if (folder / "model.keras").exists() else None
+    del keras
+    return sizes
+
+
+# ---------------------------------------------------------------------------------------
+# Batch detection and training on own recordings (the command line's `detect` and `train`)
+# ---------------------------------------------------------------------------------------
+def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike | None = None,
+                 backend: str = "auto", progress: bool = True, on_row=None) -> pd.DataFrame:
+    """Detect plops in every audio file of ``paths`` (files or folders), write
+    ``out_dir/<stem>.txt`` Audacity labels, and return one row per file (``file``,
+    ``duration_s``, ``events``, ``bpm``, ``bpm_low``, ``bpm_high``, ``error``).
+
+    A file that cannot be read is reported in its row's ``error`` and the others are still
+    processed. ``on_row(row)`` is called after each file (the command line prints it).
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from helpers.audio import AudioError, find_audio, load_audio
+    from helpers.events import bpm_from_events
+    from helpers.labels import write_labels
+
+    files = find_audio(paths)
+    det = Detector.load(model, backend=backend)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for f in tqdm(files, desc="detecting", unit="file", disable=not progress or len(files) < 2,
+                  file=sys.stderr):
+        row = {"file": str(f), "duration_s": float("nan"), "events": 0, "bpm": float("nan"),
+               "bpm_low": float("nan"), "bpm_high": float("nan"), "error": ""}
+        try:
+            y = load_audio(f)
+            events = det.detect(y)
+            duration = len(y) / SR
+            write_labels(events, out / f"{f.stem}.txt")
+            b = bpm_from_events(events, duration_s=duration)
+            row.update(duration_s=round(duration, 3), events=len(events), bpm=round(b["bpm"], 2),
+                       bpm_low=round(b["low"], 2), bpm_high=round(b["high"], 2))
+        except (AudioError, OSError, ValueError) as e:
+            row["error"] = str(e)
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return pd.DataFrame(rows)
+
+
+def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init: str | os.PathLike | None = "shipped",
+                     seed: int = 0, export: bool = True, time_budget_s: float | None = 240.0,
+                     progress: bool = True) -> dict:
+    """Train (or fine-tune) a detector on folders of own recordings and save it to ``out``.
+
+    Each folder holds audio files with same-stem Audacity ``.txt`` labels. One recording in
+    five (at least one) is kept for validation, whole. ``init="shipped"`` starts from the
+    shipped model (fine-tuning, best with little data), ``None`` trains from scratch, a path
+    starts from that model. Returns a report of what was done.
+    """
+    from helpers.datasets import load_all, own_recordings, split_by_recording
+
+    t0 = time.perf_counter()
+    frames = [own_recordings(f) for f in folders]
+    manifest = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    manifest = manifest[manifest["labels"].astype(bool)].reset_index(drop=True)
+    if len(manifest) < 2:
+        raise ValueError(f"need at least two labeled recordings in {', '.join(map(str, folders))} "
+                         f"(found {len(manifest)}): one to train on and one to validate")
+    if manifest["recording"].duplicated().any():
+        manifest["recording"] = [f"{Path(p).parent.name}/{r}" for p, r in zip(manifest["path"], manifest["recording"])]
+    manifest["split"] = split_by_recording(manifest["recording"], seed=seed, fractions=(0.8, 0.2, 0.0))
+    if not (manifest["split"] == "val").any():
+        manifest.loc[manifest.index[-1], "split"] = "val"
+    train_m, val_m = manifest[manifest["split"] != "val"], manifest[manifest["split"] == "val"]
+    train = list(zip(*load_all(train_m)))
+    val = list(zip(*load_all(val_m)))
+    start = None
+    if init is not None:
+        start = Detector.load(None if init == "shipped" else init, backend="keras")
+    det, history = train_detector(train, val, epochs=epochs, seed=seed, init=start,
+                                  copies=1, time_budget_s=time_budget_s, progress=progress,
+                                  learning_rate=1e-3 if start is not None else 2e-3)
+    det.config.report.update({"data": [str(f) for f in folders],
+                              "started_from": "scratch" if init is None else str(init)})
+    det.save(out)
+    (Path(out) / "history.csv").write_text(history.to_csv(index=False))
+    sizes = export_litert(det, [y for y, _ in train[:8]], folder=out) if export else {}
+    return {"out": str(out), "recordings_train": len(train_m), "recordings_val": len(val_m),
+            "minutes": round(float(manifest["duration_s"].sum()) / 60, 1),
+            "plops": int(sum(len(ev) for _, ev in train + val)),
+            "epochs_run": int(len(history)), "best_epoch": det.config.report["best_epoch"],
+            "val_event_f1": round(float(det.config.report["val_event_f1"]), 3),
+            "postprocess": det.config.postprocess, "litert_bytes": sizes,
+            "seconds": round(time.perf_counter() - t0, 1)}
