@@ -180,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=_cmd_train)
+
+    try:  # the live listener adds its own command (helpers.stream)
+        from helpers import stream
+    except ImportError:  # not written yet
+        stream = None
+    if stream is not None and hasattr(stream, "add_parser"):
+        stream.add_parser(sub)
     return p
 
 

@@ -86,3 +86,50 @@ def pooled_onset_scores(pairs: Iterable[tuple], *, collar: float = 0.1) -> dict:
         s = onset_scores(ref, est, collar=collar)
         tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
     return prf(tp, fp, fn)
+
+
+def score_detections(references, estimates, durations, *, names=None, collar: float = 0.1,
+                     bpm_method: str = "interval", tol: float = 0.10) -> pd.DataFrame:
+    """Per-recording scores of a detector: onset matches and the BPM it would report.
+
+    The true BPM of a recording is its number of labeled plops per minute (what the
+    airlock did); the estimated BPM comes from the detected events through
+    :func:`helpers.events.bpm_from_events` (``bpm_method``), with its confidence interval.
+
+    Returns one row per recording: ``recording``, ``n_ref``, ``n_est``, ``tp``, ``fp``,
+    ``fn``, ``precision``, ``recall``, ``f1``, ``true_bpm``, ``bpm``, ``bpm_low``,
+    ``bpm_high``, ``bpm_error`` (relative), ``within_10`` and ``ci_covers``.
+
+    Examples
+    --------
+    >>> ref = pd.DataFrame({"start": np.arange(1.0, 60.0, 2.0)})   # 30 plops a minute
+    >>> est = ref.iloc[::2]                                        # every other one found
+    >>> row = score_detections([ref], [est], [60.0]).iloc[0]
+    >>> print(row["recall"], row["true_bpm"], round(row["bpm"]), bool(row["within_10"]))
+    0.5 30.0 15 False
+    """
+    from helpers.events import bpm_from_events
+
+    rows = []
+    names = list(names) if names is not None else [f"rec{i}" for i in range(len(durations))]
+    for name, ref, est, dur in zip(names, references, estimates, durations):
+        s = onset_scores(ref, est, collar=collar)
+        r_on, e_on = _onsets(ref), _onsets(est)
+        true_bpm = len(r_on) / dur * 60.0
+        b = bpm_from_events(e_on, duration_s=dur, method=bpm_method)
+        err = abs(b["bpm"] - true_bpm) / true_bpm if true_bpm > 0 else (0.0 if b["bpm"] == 0 else np.inf)
+        covers = bool(b["low"] <= true_bpm <= b["high"]) if np.isfinite(b["low"]) else False
+        rows.append({"recording": name, "n_ref": len(r_on), "n_est": len(e_on), **s,
+                     "true_bpm": true_bpm, "bpm": b["bpm"], "bpm_low": b["low"], "bpm_high": b["high"],
+                     "bpm_error": err, "within_10": bool(err <= tol), "ci_covers": covers})
+    return pd.DataFrame(rows)
+
+
+def summarize_scores(table: pd.DataFrame) -> dict:
+    """Pooled onset scores and BPM figures over the rows of :func:`score_detections`."""
+    pooled = prf(int(table["tp"].sum()), int(table["fp"].sum()), int(table["fn"].sum()))
+    return {**{k: pooled[k] for k in ("f1", "precision", "recall", "tp", "fp", "fn")},
+            "recordings": int(len(table)),
+            "bpm_error_median": float(table["bpm_error"].median()) if len(table) else float("nan"),
+            "bpm_within_10pct": float(table["within_10"].mean()) if len(table) else float("nan"),
+            "bpm_ci_coverage": float(table["ci_covers"].mean()) if len(table) else float("nan")}

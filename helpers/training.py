@@ -1,0 +1,143 @@
+"""The training recipe of the shipped detector, shared by ``make model`` and notebook 05.
+
+:func:`train_and_export` trains on synthetic recordings, exports LiteRT float and int8, and
+scores the three on the test split; :func:`heldout_estimate` trains the same recipe without
+some background families and airlock types and scores it on recordings made only of them —
+the honest estimate of how the detector does on sounds it never heard.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import datasets, synth
+from helpers.config import Profile, profile as get_profile
+from helpers.evaluate import score_detections, summarize_scores
+from helpers.models import Detector, export_litert, train_detector
+
+#: Held out of training for the generalization estimate.
+HELDOUT_BACKGROUNDS = ("music", "babble", "rain")
+HELDOUT_AIRLOCKS = ("drip",)
+
+
+def items(manifest: pd.DataFrame, *, progress: bool = False) -> list[tuple[np.ndarray, pd.DataFrame]]:
+    """``(audio, events)`` pairs of every row of a manifest."""
+    ys, evs = datasets.load_all(manifest, progress=progress)
+    return list(zip(ys, evs))
+
+
+def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: bool = False
+                      ) -> tuple[pd.DataFrame, dict]:
+    """Per-recording scores (with the manifest's SNR, backgrounds and airlock) and the
+    pooled summary of a detector on the recordings of ``manifest``."""
+    from tqdm.auto import tqdm
+
+    refs, ests, durs = [], [], []
+    for _, row in tqdm(manifest.iterrows(), total=len(manifest), desc="scoring", disable=not progress):
+        y, ev = datasets.load_recording(row)
+        refs.append(ev)
+        ests.append(detector.detect(y))
+        durs.append(len(y) / 16000)
+    table = score_detections(refs, ests, durs, names=manifest["recording"].tolist())
+    extra = [c for c in ("snr_db", "backgrounds", "airlock", "split") if c in manifest]
+    table = table.merge(manifest[["recording", *extra]], on="recording", how="left")
+    return table, summarize_scores(table)
+
+
+def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out: str | Path,
+                     profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
+                     export: bool = True) -> dict:
+    """Train on ``main_set``'s train split plus ``extra``, validate on its val split, save
+    to ``out``, export LiteRT, and score Keras / float / int8 on the test split."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    out = Path(out)
+    t0 = time.perf_counter()
+    train_m = pd.concat([main_set[main_set["split"] == "train"], extra if extra is not None else None])
+    train = items(train_m, progress=progress)
+    val = items(main_set[main_set["split"] == "val"], progress=progress)
+    det, history = train_detector(train, val, epochs=prof.train_epochs, copies=1, seed=seed,
+                                  time_budget_s=prof.train_budget_s, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    det.save(out)
+    history.to_csv(out / "history.csv", index=False)
+    report = {"profile": prof.name, "train_recordings": len(train_m),
+              "train_minutes": round(float(train_m["duration_s"].sum()) / 60, 1),
+              "train_seconds": round(train_seconds, 1), **det.config.report,
+              "postprocess": det.config.postprocess}
+    test = main_set[main_set["split"] == "test"]
+    backends = ["keras"]
+    if export:
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(train), size=min(12, len(train)), replace=False)
+        report["sizes_bytes"] = export_litert(det, [train[i][0] for i in pick], folder=out)
+        backends += ["float", "int8"]
+    report["test"] = {}
+    for backend in backends:
+        d = Detector.load(out, backend=backend)
+        table, summary = evaluate_detector(d, test)
+        report["test"][backend] = summary
+        if backend == "keras":
+            table.to_csv(out / "test_scores.csv", index=False)
+    return report
+
+
+def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
+                     recordings: int | None = None) -> dict:
+    """Train without :data:`HELDOUT_BACKGROUNDS` and :data:`HELDOUT_AIRLOCKS`, then score on
+    recordings that have only held-out backgrounds (and, half of them, a held-out airlock),
+    beside recordings like the training ones."""
+    from helpers.config import data_dir
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    n = recordings or max(prof.synth_recordings, 12)
+    dur = prof.synth_duration_s
+    seen_bg = tuple(b for b in synth.BACKGROUNDS if b not in HELDOUT_BACKGROUNDS)
+    seen_air = tuple(a for a in synth.AIRLOCKS if a not in HELDOUT_AIRLOCKS)
+    base = data_dir() / f"heldout-{prof.name}"
+    train_m = datasets.cached_synthetic(base / "train", recordings=n, duration_s=dur, seed=101,
+                                        airlocks=seen_air, backgrounds=seen_bg, prefix="seen",
+                                        progress=progress)
+    extra = None
+    if prof.train_extra_recordings:
+        extra = datasets.cached_synthetic(base / "train-extra", recordings=prof.train_extra_recordings,
+                                          duration_s=prof.train_extra_duration_s, seed=102,
+                                          airlocks=seen_air, backgrounds=seen_bg, prefix="seenx",
+                                          progress=progress)
+        extra["split"] = "train"
+    unseen = datasets.cached_synthetic(base / "unseen", recordings=max(n // 3, 4), duration_s=dur,
+                                       seed=103, airlocks=HELDOUT_AIRLOCKS + ("s_type",),
+                                       backgrounds=HELDOUT_BACKGROUNDS, prefix="unseen",
+                                       progress=progress)
+    report = train_and_export(train_m, extra, out=base / "model", profile=prof, seed=seed,
+                              progress=progress, export=False)
+    det = Detector.load(base / "model", backend="keras")
+    unseen_table, unseen_summary = evaluate_detector(det, unseen)
+    drip = unseen_table[unseen_table["airlock"].isin(HELDOUT_AIRLOCKS)]
+    return {"held_out_backgrounds": list(HELDOUT_BACKGROUNDS), "held_out_airlocks": list(HELDOUT_AIRLOCKS),
+            "seen_test": report["test"]["keras"], "unseen": unseen_summary,
+            "unseen_held_out_airlock_f1": summarize_scores(drip)["f1"] if len(drip) else None}
+
+
+def format_report(report: dict) -> str:
+    """A short human-readable summary of :func:`train_and_export`'s report."""
+    lines = [f"trained on {report['train_recordings']} recordings ({report['train_minutes']} min) "
+             f"in {report['train_seconds']:.0f} s; best epoch {report['best_epoch']} of "
+             f"{report['epochs_run']}; {report['params']} parameters, "
+             f"{report['macs_per_second'] / 1e6:.1f} M multiply-adds per second of audio"]
+    for backend, s in report.get("test", {}).items():
+        lines.append(f"test split, {backend:5}: event F1 {s['f1']:.3f} (P {s['precision']:.3f}, "
+                     f"R {s['recall']:.3f}), BPM within ±10 % on {s['bpm_within_10pct']:.0%} of "
+                     f"recordings, median BPM error {s['bpm_error_median']:.1%}")
+    if "sizes_bytes" in report:
+        z = report["sizes_bytes"]
+        lines.append(f"sizes: keras {z['keras'] / 1e3:.0f} kB, LiteRT float {z['float'] / 1e3:.0f} kB, "
+                     f"int8 {z['int8'] / 1e3:.0f} kB")
+    if "heldout" in report:
+        h = report["heldout"]
+        lines.append(f"held out ({', '.join(h['held_out_backgrounds'])}; {', '.join(h['held_out_airlocks'])}): "
+                     f"event F1 {h['unseen']['f1']:.3f} on unseen sounds vs {h['seen_test']['f1']:.3f} on seen ones")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""The CRNN detector: windows, saving, LiteRT export, batch detection, training on own
+recordings — with real Keras training on small data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from helpers import synth  # noqa: E402
+from helpers.audio import save_audio  # noqa: E402
+from helpers.evaluate import pooled_onset_scores  # noqa: E402
+from helpers.labels import read_labels, write_labels  # noqa: E402
+from helpers.models import (STEP, WINDOW, Detector, DetectorConfig, build_crnn,  # noqa: E402
+                            detect_paths, export_litert, operations_per_second, stitch,
+                            train_detector, window_starts, windows)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("n", [1, 150, 200, 201, 299, 300, 301, 1234])
+def test_windows_cover_every_frame_once(n):
+    feats = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 64), dtype=np.float32)
+    x, starts = windows(feats)
+    assert x.shape[1:] == (WINDOW, 64, 1) and len(x) == len(starts)
+    assert starts[0] == 0 and np.all(np.diff(starts) == STEP)
+    assert starts[-1] + WINDOW >= n
+    # a "model" that returns the frame index shows which frame each output comes from
+    probs = x[:, :, 0, 0]
+    out = stitch(probs, starts, n)
+    np.testing.assert_array_equal(out, np.arange(n))
+    # every later window contributes only frames with at least WINDOW - STEP frames of past
+    assert all(s + WINDOW - STEP >= WINDOW - STEP for s in starts)
+
+
+def test_window_starts_small_and_large():
+    assert window_starts(10).tolist() == [0]
+    assert window_starts(WINDOW + 1).tolist() == [0, STEP]
+
+
+def test_crnn_shape_and_cost():
+    m = build_crnn()
+    out = m(np.zeros((2, WINDOW, 64, 1), dtype=np.float32))
+    assert tuple(out.shape) == (2, WINDOW, 1)
+    cost = operations_per_second(m)
+    assert 5_000 < cost["params"] < 200_000
+    assert cost["macs_per_second"] == cost["macs_per_frame"] * 100
+
+
+def _recordings(n, seed, duration=12.0, snr=20.0):
+    recs = [synth.synthesize_recording(seed=seed + i, duration_s=duration, sr=16000, snr_db=snr)
+            for i in range(n)]
+    return [(r.audio if r.audio.ndim == 1 else r.audio.mean(axis=0), r.events) for r in recs]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small detector really trained on synthetic recordings, saved and exported."""
+    train = _recordings(8, 10)
+    val = _recordings(2, 50)
+    det, history = train_detector(train, val, epochs=3, copies=1, seed=0, progress=False)
+    folder = tmp_path_factory.mktemp("model")
+    det.save(folder)
+    sizes = export_litert(det, [y for y, _ in train[:3]], folder=folder)
+    return folder, det, history, sizes
+
+
+def test_training_learns(trained):
+    folder, det, history, _ = trained
+    assert list(history.columns[:3]) == ["epoch", "loss", "train_pr_auc"]
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    test = _recordings(3, 90)
+    s = pooled_onset_scores([(ev, det.detect(y)) for y, ev in test])
+    assert s["f1"] > 0.5, s  # easy recordings (SNR 20 dB) after three short epochs
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["frontend"] in ("pcen", "logmel") and "on" in cfg["postprocess"]
+    assert cfg["report"]["best_epoch"] >= 1
+
+
+def test_save_load_round_trip(trained):
+    folder, det, _, _ = trained
+    y = _recordings(1, 123, duration=5.0)[0][0]
+    again = Detector.load(folder, backend="keras")
+    np.testing.assert_allclose(again.probabilities(y), det.probabilities(y), atol=1e-5)
+
+
+def test_litert_float_matches_keras_and_int8_is_close(trained):
+    folder, det, _, sizes = trained
+    assert sizes["float"] > 0 and sizes["int8"] > 0
+    y = _recordings(1, 321, duration=8.0)[0][0]
+    p_keras = det.probabilities(y)
+    p_float = Detector.load(folder, backend="float").probabilities(y)
+    p_int8 = Detector.load(folder, backend="int8").probabilities(y)
+    np.testing.assert_allclose(p_float, p_keras, atol=1e-4)
+    assert np.abs(p_int8 - p_keras).max() < 0.1
+    assert Detector.load(folder).backend == "int8"  # auto prefers int8 when exported
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        Detector.load(tmp_path)
+
+
+def test_detect_paths_continues_past_a_bad_file(trained, tmp_path):
+    folder = trained[0]
+    data = tmp_path / "in"
+    data.mkdir()
+    for i, (y, _) in enumerate(_recordings(2, 200, duration=6.0)):
+        save_audio(data / f"rec{i}.flac", y, sr=16000)
+    (data / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    table = detect_paths([data], out_dir=tmp_path / "out", model=folder, progress=False)
+    assert len(table) == 3
+    assert (table["error"] != "").sum() == 1
+    assert "broken.wav" in table.loc[table["error"] != "", "file"].item()
+    for i in range(2):
+        assert isinstance(read_labels(tmp_path / "out" / f"rec{i}.txt"), pd.DataFrame)
+
+
+def _run(*args, cwd=ROOT):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "helpers", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_detect_stereo_44k_and_bad_file(trained, tmp_path):
+    """Any sample rate, stereo, several formats; CSV on stdout; bad file on stderr, exit 1."""
+    folder = trained[0]
+    rec = synth.synthesize_recording(seed=7, duration_s=8.0, sr=44100, snr_db=25)
+    stereo = np.vstack([rec.audio, rec.audio]) if rec.audio.ndim == 1 else rec.audio
+    save_audio(tmp_path / "stereo44k.wav", stereo, sr=44100)
+    save_audio(tmp_path / "mono.ogg", rec.audio if rec.audio.ndim == 1 else rec.audio[0], sr=44100)
+    (tmp_path / "empty.flac").write_bytes(b"")
+    r = _run("detect", tmp_path, "--model", folder, "--out", tmp_path / "labels", "--quiet")
+    assert r.returncode == 1
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "file,duration_s,events,bpm"
+    assert len(lines) == 3 and all(line.count(",") == 3 for line in lines)
+    assert "empty.flac" in r.stderr
+    assert (tmp_path / "labels" / "stereo44k.txt").exists()
+
+
+def test_cli_train_on_own_recordings(trained, tmp_path):
+    """`train` fine-tunes from a model on a folder of labeled recordings; `detect` uses it."""
+    folder = trained[0]
+    own = tmp_path / "recordings"
+    own.mkdir()
+    for i, (y, ev) in enumerate(_recordings(4, 400, duration=10.0)):
+        save_audio(own / f"brew{i}.wav", y, sr=16000)
+        write_labels(ev, own / f"brew{i}.txt")
+    out = tmp_path / "mymodel"
+    r = _run("train", "--data", own, "--out", out, "--epochs", "1", "--init", folder,
+             "--no-litert", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["recordings_train"] + report["recordings_val"] == 4
+    assert (out / "model.keras").exists() and (out / "config.json").exists()
+    r = _run("detect", own / "brew0.wav", "--model", out, "--out", tmp_path / "l", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_train_needs_two_labeled_recordings(tmp_path):
+    own = tmp_path / "one"
+    own.mkdir()
+    y, ev = _recordings(1, 500, duration=4.0)[0]
+    save_audio(own / "only.wav", y, sr=16000)
+    write_labels(ev, own / "only.txt")
+    r = _run("train", "--data", own, "--out", tmp_path / "m", "--from-scratch", "--no-litert")
+    assert r.returncode != 0 and "at least two labeled recordings" in r.stderr
+
+
+def test_detector_config_defaults():
+    cfg = DetectorConfig()
+    assert cfg.frontend == "pcen" and len(cfg.norm_mean) == 64
