@@ -261,22 +261,35 @@ class Detector:
 # ---------------------------------------------------------------------------------------
 # Training data
 # ---------------------------------------------------------------------------------------
-def training_windows(items: list[tuple[np.ndarray, pd.DataFrame]], *, frontend: str,
-                     step: int = WINDOW // 2) -> tuple[np.ndarray, np.ndarray]:
-    """Features and frame labels of recordings cut into windows (un-normalized)."""
-    xs, ys = [], []
+def features_and_labels(items: list[tuple[np.ndarray, pd.DataFrame]], *, frontend: str
+                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Front-end features (frames × mels, un-normalized) and frame labels per recording."""
+    feats, labs = [], []
     for y, events in items:
         f = frontend_features(y, kind=frontend)
         lab = frame_labels(events, len(f), hop_s=HOP_S)
         if len(f) < WINDOW:
-            pad = WINDOW - len(f)
-            f = np.pad(f, ((0, pad), (0, 0)))
-            lab = np.pad(lab, (0, pad))
-        starts = np.arange(0, len(f) - WINDOW + 1, step)
+            f = np.pad(f, ((0, WINDOW - len(f)), (0, 0)))
+            lab = np.pad(lab, (0, WINDOW - len(lab)))
+        feats.append(f)
+        labs.append(lab.astype(np.float32))
+    return feats, labs
+
+
+def epoch_windows(feats: list[np.ndarray], labs: list[np.ndarray], *, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping training windows from every recording, starting at a random offset so
+    that each epoch sees other cuts; returned shuffled."""
+    xs, ys = [], []
+    for f, lab in zip(feats, labs):
+        off = int(rng.integers(0, min(WINDOW, len(f) - WINDOW + 1)))
+        starts = np.arange(off, len(f) - WINDOW + 1, WINDOW)
         idx = starts[:, None] + np.arange(WINDOW)[None, :]
         xs.append(f[idx])
         ys.append(lab[idx])
-    return np.concatenate(xs)[..., None].astype(np.float32), np.concatenate(ys)[..., None].astype(np.float32)
+    x, y = np.concatenate(xs)[..., None], np.concatenate(ys)[..., None]
+    order = rng.permutation(len(x))
+    return x[order], y[order]
 
 
 def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int, seed: int,
@@ -299,7 +312,7 @@ def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int
 # ---------------------------------------------------------------------------------------
 def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple[np.ndarray, pd.DataFrame]],
                    *, epochs: int = 12, frontend: str = "pcen", copies: int = 2, seed: int = 0,
-                   init: "Detector | None" = None, patience: int = 4, batch_size: int = 32,
+                   init: "Detector | None" = None, patience: int = 4, batch_size: int = 64,
                    learning_rate: float = 2e-3, time_budget_s: float | None = None,
                    progress: bool = True, verbose: int = 0) -> tuple["Detector", pd.DataFrame]:
     """Train a CRNN detector on recordings with events, keeping the epoch with the best
@@ -319,17 +332,18 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     if init is not None:
         frontend = init.config.frontend
     train_items = augmented_items(train, copies=copies, seed=seed, progress=progress)
-    x, yl = training_windows(train_items, frontend=frontend)
+    feats, labs = features_and_labels(train_items, frontend=frontend)
+    del train_items
     if init is not None:
         mean, std = init._mean, init._std
     else:
-        mean = x[..., 0].reshape(-1, x.shape[2]).mean(axis=0)
-        std = x[..., 0].reshape(-1, x.shape[2]).std(axis=0) + 1e-3
-    x = (x - mean[None, None, :, None]) / std[None, None, :, None]
-    pos = float(yl.mean())
+        allf = np.concatenate(feats)
+        mean, std = allf.mean(axis=0), allf.std(axis=0) + 1e-3
+        del allf
+    feats = [((f - mean) / std).astype(np.float32) for f in feats]
+    pos = float(np.concatenate(labs).mean())
     # class imbalance: weight positive frames so both classes weigh the same in the loss
     w_pos = float(np.clip((1 - pos) / max(pos, 1e-4), 1.0, 20.0)) ** 0.5
-    sw = np.where(yl[..., 0] > 0.5, w_pos, 1.0).astype(np.float32)
 
     config = DetectorConfig(frontend=frontend, norm_mean=[float(v) for v in mean],
                             norm_std=[float(v) for v in std])
@@ -350,8 +364,9 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        order = rng.permutation(len(x))
-        h = model.fit(x[order], yl[order], sample_weight=sw[order], batch_size=batch_size,
+        x, yl = epoch_windows(feats, labs, rng=rng)
+        sw = np.where(yl[..., 0] > 0.5, w_pos, 1.0).astype(np.float32)
+        h = model.fit(x, yl, sample_weight=sw, batch_size=batch_size,
                       epochs=1, verbose=verbose)
         probs = [det.probabilities_from_features(f) for f in val_feats]
         f1 = pooled_onset_scores([(r, probabilities_to_events(p, hop_s=HOP_S, on=0.5))

@@ -215,3 +215,73 @@ def listen(y: np.ndarray, *, sr: int = SR, seconds: float | None = None, title: 
     data = base64.b64encode(buf.getvalue()).decode()
     label = f"<div style='font-size:90%'>{html.escape(title)}</div>" if title else ""
     return HTML(f"{label}<audio controls preload='none' src='data:audio/mpeg;base64,{data}'></audio>")
+
+
+def training_curves(history: pd.DataFrame, *, title: str | None = None):
+    """Loss and validation scores per epoch, with the kept (best) epoch marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
+    axes[0].plot(history["epoch"], history["loss"], "o-", label="training loss")
+    axes[0].set(xlabel="epoch", ylabel="weighted binary cross-entropy", title="loss")
+    for col, label in (("train_pr_auc", "train PR-AUC (frames)"), ("val_pr_auc", "val PR-AUC (frames)"),
+                       ("val_event_f1", "val event F1 (onsets)")):
+        if col in history:
+            axes[1].plot(history["epoch"], history[col], "o-", label=label)
+    best = history.loc[history["val_event_f1"].idxmax(), "epoch"] if "val_event_f1" in history else None
+    if best is not None:
+        axes[1].axvline(best, color="k", ls="--", lw=1, label=f"kept: epoch {best}")
+    axes[1].set(xlabel="epoch", ylim=(0, 1), title="validation")
+    axes[1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def feature_comparison(y: np.ndarray, *, sr: int = SR, events: pd.DataFrame | None = None,
+                       start: float = 0.0, end: float | None = None):
+    """Log-mel energies beside PCEN (the two model inputs) for the same audio."""
+    from helpers.features import frontend_features
+
+    a, b = int(start * sr), int((end or len(y) / sr) * sr)
+    seg = y[a:b]
+    fig, axes = plt.subplots(2, 1, figsize=(11, 5), sharex=True, layout="constrained")
+    for ax, kind, name in zip(axes, ("logmel", "pcen"), ("log-mel energy (dB)", "PCEN")):
+        f = frontend_features(seg, kind=kind).T
+        lo, hi = np.percentile(f, [2, 99.5])
+        ax.imshow(f, origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi,
+                  extent=(0, f.shape[1] * HOP_S, 0, f.shape[0]))
+        ax.set(ylabel="mel band", title=name)
+        if events is not None:
+            ev = events[(events["end"] > start) & (events["start"] < (end or np.inf))]
+            for s in ev["start"] - start:
+                ax.axvline(s, color="cyan", lw=0.8, alpha=0.8)
+    axes[-1].set_xlabel("time (s)")
+    return fig
+
+
+def probability_track(y: np.ndarray, probs: np.ndarray, *, sr: int = SR, events: pd.DataFrame | None = None,
+                      detected: pd.DataFrame | None = None, start: float = 0.0, end: float | None = None,
+                      thresholds: dict | None = None, title: str | None = None):
+    """Spectrogram with the labels above the detector's probability per frame and its events."""
+    a, b = int(start * sr), int((end or len(y) / sr) * sr)
+    fig, axes = plt.subplots(2, 1, figsize=(11, 5), sharex=True, layout="constrained",
+                             gridspec_kw={"height_ratios": [2, 1]})
+
+    def window(ev):
+        if ev is None:
+            return None
+        ev = ev[(ev["end"] > start) & (ev["start"] < (end or np.inf))].copy()
+        ev[["start", "end"]] -= start
+        return ev
+
+    spectrogram(y[a:b], sr=sr, events=window(events), ax=axes[0], kind="mel", title=title)
+    f0, f1 = int(start / HOP_S), int((end or len(y) / sr) / HOP_S)
+    t = np.arange(f1 - f0) * HOP_S
+    axes[1].plot(t, probs[f0:f1][: len(t)], color="tab:red", lw=1, label="plop probability")
+    for name, v in (thresholds or {}).items():
+        if name in ("on", "off"):
+            axes[1].axhline(v, ls="--" if name == "on" else ":", color="k", lw=0.8, label=f"{name} {v:.2f}")
+    mark_events(axes[1], window(detected), color="tab:red", alpha=0.15, label="detected")
+    axes[1].set(ylim=(0, 1.02), xlabel="time (s)", ylabel="probability")
+    axes[1].legend(fontsize=8, loc="upper right")
+    axes[0].set_xlabel("")
+    return fig

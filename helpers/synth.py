@@ -646,7 +646,8 @@ def _band_power(x: np.ndarray, sr: int, n_fft: int, edges: np.ndarray) -> np.nda
 def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: float = 60.0,
                          sr: int | None = None, snr_db: float | None = None,
                          airlocks: tuple[str, ...] = AIRLOCKS,
-                         backgrounds: tuple[str, ...] | None = None) -> Recording:
+                         backgrounds: tuple[str, ...] | None = None,
+                         rate_ppm: tuple[float, float] | None = None) -> Recording:
     """Generate one airlock recording.
 
     Parameters
@@ -661,6 +662,8 @@ def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: floa
         Draw the airlock type and the background families from these only (default: all).
         This is how a data set holds out whole airlock types or background families, to
         estimate how a detector does on sounds it never heard.
+    rate_ppm
+        Force the plop rate at the start and at the end (plops per minute; drawn otherwise).
 
     Examples
     --------
@@ -684,6 +687,8 @@ def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: floa
     # --- timing and plops ------------------------------------------------------------
     rate_start = float(np.exp(rng.uniform(np.log(2), np.log(240))))
     rate_end = float(np.clip(rate_start * np.exp(rng.normal(0, 0.4)), 2, 240))
+    if rate_ppm is not None:
+        rate_start, rate_end = (float(np.clip(r, 2, 240)) for r in rate_ppm)
     onsets = plop_times(rng, duration_s, rate_start=rate_start, rate_end=rate_end,
                         jitter_shape=float(rng.uniform(5, 40)),
                         burst_prob=float(rng.choice([0.0, 0.03, 0.08])))
@@ -906,3 +911,48 @@ def make_dataset(out_dir: str | os.PathLike, *, recordings: int = 60, duration_s
     manifest.to_csv(tmp, index=False)
     os.replace(tmp, out / "manifest.csv")
     return manifest
+
+
+def fermentation_rate(t_hours: np.ndarray | float, *, peak_ppm: float = 120.0,
+                      peak_hours: float = 36.0, lag_hours: float = 8.0, final_ppm: float = 2.0) -> np.ndarray:
+    """A typical fermentation curve in plops per minute: a lag phase, a rise to the peak of
+    activity, then a slow decay towards the end (a log-normal-like bump).
+
+    Examples
+    --------
+    >>> r = fermentation_rate(np.array([0.0, 36.0, 200.0]))
+    >>> bool(r[1] > r[0] and r[1] > r[2])
+    True
+    """
+    t = np.maximum(np.asarray(t_hours, dtype=float), 1e-3)
+    shape = np.exp(-0.5 * (np.log(t / peak_hours) / 0.55) ** 2)
+    lag = 1.0 / (1.0 + np.exp(-(t - lag_hours) / (lag_hours / 4)))
+    return final_ppm + (peak_ppm - final_ppm) * shape * lag
+
+
+def synthesize_session(*, seed: int, hours: float, start_hour: float = 0.0, chunk_s: float = 60.0,
+                       rate=fermentation_rate, airlock: str = "s_type",
+                       backgrounds: tuple[str, ...] = ("fan", "pink"), snr_db: float = 15.0):
+    """A long recording of one airlock, made chunk by chunk (yields ``(start_s, audio at
+    16 kHz, events with times from the session start, true rate)``), whose plop rate follows
+    ``rate(hours)`` — the fermentation curve of notebook 06. Memory stays that of one chunk.
+
+    Examples
+    --------
+    >>> chunks = list(synthesize_session(seed=1, hours=0.05, chunk_s=60))
+    >>> len(chunks), chunks[1][0]
+    (3, 60.0)
+    """
+    n = int(np.ceil(hours * 3600 / chunk_s))
+    children = np.random.SeedSequence(seed).spawn(n)
+    for k in range(n):
+        t0 = float(k * chunk_s)
+        r0 = float(rate(start_hour + t0 / 3600))
+        r1 = float(rate(start_hour + (t0 + chunk_s) / 3600))
+        rec = synthesize_recording(seed=children[k], duration_s=chunk_s, sr=16000, snr_db=snr_db,
+                                   airlocks=(airlock,), backgrounds=tuple(backgrounds),
+                                   rate_ppm=(r0, r1))
+        audio = rec.audio if rec.audio.ndim == 1 else rec.audio.mean(axis=0)
+        events = rec.events.copy()
+        events[["start", "end"]] += t0
+        yield t0, audio, events, (r0 + r1) / 2

@@ -50,7 +50,7 @@ def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: b
 
 def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out: str | Path,
                      profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
-                     export: bool = True) -> dict:
+                     export: bool = True, frontend: str = "pcen") -> dict:
     """Train on ``main_set``'s train split plus ``extra``, validate on its val split, save
     to ``out``, export LiteRT, and score Keras / float / int8 on the test split."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
@@ -60,7 +60,8 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     train = items(train_m, progress=progress)
     val = items(main_set[main_set["split"] == "val"], progress=progress)
     det, history = train_detector(train, val, epochs=prof.train_epochs, copies=1, seed=seed,
-                                  time_budget_s=prof.train_budget_s, progress=progress)
+                                  time_budget_s=prof.train_budget_s, progress=progress,
+                                  frontend=frontend)
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
@@ -86,7 +87,7 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
 
 
 def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
-                     recordings: int | None = None) -> dict:
+                     recordings: int | None = None, frontend: str = "pcen") -> dict:
     """Train without :data:`HELDOUT_BACKGROUNDS` and :data:`HELDOUT_AIRLOCKS`, then score on
     recordings that have only held-out backgrounds (and, half of them, a held-out airlock),
     beside recordings like the training ones."""
@@ -112,12 +113,12 @@ def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, pro
                                        seed=103, airlocks=HELDOUT_AIRLOCKS + ("s_type",),
                                        backgrounds=HELDOUT_BACKGROUNDS, prefix="unseen",
                                        progress=progress)
-    report = train_and_export(train_m, extra, out=base / "model", profile=prof, seed=seed,
-                              progress=progress, export=False)
-    det = Detector.load(base / "model", backend="keras")
+    report = train_and_export(train_m, extra, out=base / f"model-{frontend}", profile=prof, seed=seed,
+                              progress=progress, export=False, frontend=frontend)
+    det = Detector.load(base / f"model-{frontend}", backend="keras")
     unseen_table, unseen_summary = evaluate_detector(det, unseen)
     drip = unseen_table[unseen_table["airlock"].isin(HELDOUT_AIRLOCKS)]
-    return {"held_out_backgrounds": list(HELDOUT_BACKGROUNDS), "held_out_airlocks": list(HELDOUT_AIRLOCKS),
+    return {"frontend": frontend, "held_out_backgrounds": list(HELDOUT_BACKGROUNDS), "held_out_airlocks": list(HELDOUT_AIRLOCKS),
             "seen_test": report["test"]["keras"], "unseen": unseen_summary,
             "unseen_held_out_airlock_f1": summarize_scores(drip)["f1"] if len(drip) else None}
 

@@ -29,6 +29,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "crnn")
     ap.add_argument("--heldout", action="store_true", help="also estimate held-out performance")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--frontend", default="pcen", choices=["pcen", "logmel"],
+                    help="features: PCEN (default, chosen by measurement) or log-mel")
     args = ap.parse_args()
 
     from helpers import datasets, models, training
@@ -38,9 +40,11 @@ def main() -> int:
     t0 = time.perf_counter()
     main_set = datasets.synthetic(profile=prof)
     extra = datasets.synthetic_training_extra(profile=prof)
-    report = training.train_and_export(main_set, extra, out=args.out, profile=prof, seed=args.seed)
+    report = training.train_and_export(main_set, extra, out=args.out, profile=prof, seed=args.seed,
+                                       frontend=args.frontend)
     if args.heldout:
-        report["heldout"] = training.heldout_estimate(profile=prof, seed=args.seed)
+        report["heldout"] = training.heldout_estimate(profile=prof, seed=args.seed,
+                                                      frontend=args.frontend)
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     print(training.format_report(report))
