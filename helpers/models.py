@@ -314,12 +314,16 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
                    *, epochs: int = 12, frontend: str = "pcen", copies: int = 2, seed: int = 0,
                    init: "Detector | None" = None, patience: int = 4, batch_size: int = 64,
                    learning_rate: float = 2e-3, time_budget_s: float | None = None,
-                   progress: bool = True, verbose: int = 0) -> tuple["Detector", pd.DataFrame]:
+                   progress: bool = True, verbose: int = 0,
+                   extra: list[tuple[np.ndarray, pd.DataFrame]] | None = None,
+                   ) -> tuple["Detector", pd.DataFrame]:
     """Train a CRNN detector on recordings with events, keeping the epoch with the best
     validation event F1, then tune the post-processing on the validation recordings.
 
-    ``train`` and ``val`` are lists of ``(audio at 16 kHz, events)``. ``init`` continues from
-    an existing detector (fine-tuning, same front end). Returns the detector and the history
+    ``train`` and ``val`` are lists of ``(audio at 16 kHz, events)``; each training recording
+    also gets ``copies`` augmented versions. ``extra`` recordings are trained on as they are
+    (no augmented copies). ``init`` continues from an existing detector (fine-tuning, same
+    front end). Returns the detector and the history
     (loss, val PR-AUC, val event F1 per epoch).
     """
     import keras
@@ -331,7 +335,7 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     t_start = time.perf_counter()
     if init is not None:
         frontend = init.config.frontend
-    train_items = augmented_items(train, copies=copies, seed=seed, progress=progress)
+    train_items = augmented_items(train, copies=copies, seed=seed, progress=progress) + list(extra or [])
     feats, labs = features_and_labels(train_items, frontend=frontend)
     del train_items
     if init is not None:

@@ -56,12 +56,16 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     out = Path(out)
     t0 = time.perf_counter()
-    train_m = pd.concat([main_set[main_set["split"] == "train"], extra if extra is not None else None])
-    train = items(train_m, progress=progress)
+    main_train = main_set[main_set["split"] == "train"]
+    train_m = pd.concat([main_train, extra if extra is not None else None])
+    train = items(main_train, progress=progress)
+    more = items(extra, progress=progress) if extra is not None and len(extra) else []
     val = items(main_set[main_set["split"] == "val"], progress=progress)
+    # the main training recordings get one augmented copy each; the extra ones are variety enough
     det, history = train_detector(train, val, epochs=prof.train_epochs, copies=1, seed=seed,
                                   time_budget_s=prof.train_budget_s, progress=progress,
-                                  frontend=frontend)
+                                  frontend=frontend, extra=more)
+    train = train + more
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
