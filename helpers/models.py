@@ -231,7 +231,8 @@ class Detector:
         if len(x) == 0:
             return np.zeros((0, WINDOW), dtype=np.float32)
         if self.backend == "keras":
-            return np.asarray(self.model(x, training=False))[..., 0]
+            # predict_on_batch runs a compiled graph: ~10x faster than calling the model eagerly
+            return np.asarray(self.model.predict_on_batch(x))[..., 0]
         out = np.empty((len(x), WINDOW), dtype=np.float32)
         for i in range(len(x)):
             self.model.set_tensor(self._in["index"], x[i:i + 1].astype(np.float32))
