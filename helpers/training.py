@@ -69,10 +69,9 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
-    report = {"profile": prof.name, "train_recordings": len(train_m),
+    report = {**det.config.report, "profile": prof.name, "train_recordings": len(train_m),
               "train_minutes": round(float(train_m["duration_s"].sum()) / 60, 1),
-              "train_seconds": round(train_seconds, 1), **det.config.report,
-              "postprocess": det.config.postprocess}
+              "train_seconds": round(train_seconds, 1), "postprocess": det.config.postprocess}
     test = main_set[main_set["split"] == "test"]
     backends = ["keras"]
     if export:
