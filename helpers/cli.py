@@ -5,6 +5,7 @@ Commands
 synth     write the synthetic airlock data set (audio + labels + manifest.csv)
 download  download sections of the catalogued YouTube videos (or given URLs) as audio
 validate  check a folder of own recordings (audio + same-stem Audacity .txt labels)
+autolabel propose plop labels with an unsupervised GMM-HMM, for review in Audacity
 detect    find the plops in audio files with a trained model; labels + a CSV of BPM
 train     train or fine-tune the detector on own recordings
 
@@ -83,6 +84,22 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_autolabel(args: argparse.Namespace) -> int:
+    from helpers.autolabel import autolabel_paths
+
+    table = autolabel_paths(args.paths, out_dir=args.out, progress=not args.quiet)
+    for r in table.itertuples():
+        if r.status == "error":
+            print(f"{r.file}: {r.message}", file=sys.stderr)
+        else:
+            note = f" ({r.message})" if r.status == "flagged" and r.message else ""
+            print(f"{r.file}: {r.events} plops, {r.plops_per_min:.1f} per minute, {r.status}{note}")
+    errors = int((table["status"] == "error").sum())
+    print(f"labels in {args.out}: {len(table) - errors} files labeled"
+          + (f", {errors} failed" if errors else ""), file=sys.stderr)
+    return 1 if errors or not len(table) else 0
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
     import csv
     import os
@@ -159,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a folder of own recordings and labels")
     v.add_argument("folders", nargs="+", type=Path, metavar="DIR")
     v.set_defaults(func=_cmd_validate)
+    a = sub.add_parser("autolabel", help="propose plop labels (GMM-HMM) for review in Audacity")
+    a.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
+    a.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(func=_cmd_autolabel)
+
     t = sub.add_parser("detect", help="detect plops in audio files with a trained model")
     t.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     t.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")

@@ -225,3 +225,21 @@ def test_download_section(server, tmp_path, capsys):
     assert status == 0, capsys.readouterr().err
     y, sr = sf.read(out / "tone.wav")
     assert len(y) / sr == pytest.approx(1.5, abs=0.1)
+
+
+# ----------------------------------------------------------------------------- autolabel
+
+
+def test_autolabel_command_labels_good_files_and_reports_bad_ones(tmp_path):
+    """One line per file on stdout, the bad file on stderr, label files written, exit 1."""
+    rec = synth.synthesize_recording(seed=11, duration_s=15.0, sr=16000, snr_db=25.0)
+    audio = rec.audio if rec.audio.ndim == 1 else rec.audio.mean(axis=0)
+    sf.write(tmp_path / "brew.wav", audio, 16000)
+    (tmp_path / "broken.flac").write_bytes(b"fLaC not really")
+    r = run("autolabel", str(tmp_path), "--out", str(tmp_path / "proposed"), "--quiet")
+    assert r.returncode == 1
+    assert re.search(r"brew\.wav: \d+ plops, [\d.]+ per minute", r.stdout)
+    assert "broken.flac" in r.stderr
+    proposed = read_labels(tmp_path / "proposed" / "brew.txt")
+    assert len(proposed) > 0 and set(proposed["label"]) == {"p"}
+    assert not (tmp_path / "proposed" / "broken.txt").exists()

@@ -1,0 +1,1358 @@
+"""Semi-automatic labeling: an unsupervised GMM-HMM proposes plop labels to review in Audacity.
+
+No training labels are needed. Each recording (each 5-minute segment of a long one) gets its
+own small hidden Markov model, fitted to that audio alone; the labels it proposes are then
+reviewed and corrected by a person in Audacity (see notebook 03 and the README).
+
+The steps, each a function of its own so that notebook 03 can show them one at a time:
+
+1. :func:`frame_features` (:func:`file_features` for a file, read in blocks) — a 32 ms FFT
+   every 10 ms, kept as 24 log-mel band levels (150–7000 Hz) and as a fine spectrum of the
+   250–6500 Hz bins, where bubbles ring.
+2. :func:`hmm_features` — what the HMM sees: 13 MFCCs of the log-mel levels and their change
+   over 20 ms, standardized per recording (so any loudness and any steady background look
+   alike). Chosen by measurement over the 24 band levels with their changes (``"logmel"``),
+   see notebook 03.
+3. :func:`fit_hmm` — an HMM with Gaussian emissions (diagonal covariances; a GMM-HMM with one
+   Gaussian per state, which measured better and ran faster than two), whose transitions
+   force every event through one door::
+
+       background ──► onset ──► ring ──► background
+                        ▲─────────┘  (a new plop during the ring)
+
+   Baum-Welch starts from a deterministic guess (the quietest half of the frames seed the
+   background, the largest rises the onset, the loudest tenth the ring), jittered per
+   restart by ``numpy.random.default_rng([seed, restart])``; at most ``n_iter`` iterations;
+   priors keep variances from collapsing and transition rows from emptying; the best
+   likelihood of up to ``restarts`` restarts wins (they stop once two agree).
+4. :func:`plop_states` — the rule that names the plop state, so that no one picks it by hand:
+   the onset state (the only way out of the background) is the plop state when it is visited,
+   at least ``min_state_contrast_db`` louder than the recording's median frame (energy) and
+   at most ``max_event_fraction`` of the frames (rarity). Otherwise the recording is flagged
+   "plop state not found".
+5. :func:`candidate_events` — Viterbi decoding; every entry into the plop state starts an
+   event. Events shorter than 30 ms are dropped, entries within ``merge_s`` of an onset merged.
+6. :func:`describe_events` and :func:`event_confidence` — the HMM finds every sudden sound;
+   how plop-like each one is comes from five measurements of its fine spectrum, each mapped
+   linearly to 0..1 (:data:`CONFIDENCE_SCALES`) and averaged into ``confidence``:
+
+   ===========  ======================================================  ================
+   measure      what it is                                              0 → 1
+   ===========  ======================================================  ================
+   ``peak_db``  strongest bin above its own median level, first 50 ms   20 → 30 dB
+   ``ring``     frames a narrow ridge lasts (a bubble ringing)          4 → 7
+   ``attack``   broadband rise at the onset over the 30 ms before       −5 → 10 dB
+   ``narrow``   the ridge's height over the bins 4–12 bins beside it    0 → 25 dB
+   ``decay``    the ridge's mean decay                                  0.2 → 0.6 dB/frame
+   ===========  ======================================================  ================
+
+   Events with ``confidence >= min_confidence`` (0.8) become labels, at least ``min_gap_s``
+   apart; a label lasts as long as the ring (at least 50 ms). The scales describe a bubble (a
+   loud, narrow, decaying ring after a sharp onset) and were set on the training and
+   validation recordings of the synthetic set, never on its test split.
+7. Checks (:func:`autolabel`): a file too short to model, silence, "plop state not found",
+   "no plop found" and an implausible rate (more than ``max_rate_ppm`` per minute) give status
+   ``"flagged"``, an empty label list and a message that says what to do.
+
+Long recordings are labeled in segments of ``segment_s`` seconds (each with 1 s of context),
+so that time and memory grow linearly and stay small: ``bench/autolabel_speed.py`` measures
+an hour of audio on one core.
+
+Examples
+--------
+>>> from helpers.synth import synthesize_recording
+>>> rec = synthesize_recording(seed=11, duration_s=20.0, sr=16000, snr_db=25.0)
+>>> result = autolabel(rec.audio)
+>>> result.status, result.message
+('ok', '10 plops (30.0 per minute)')
+>>> result.events.round(2).head(2)
+   start   end label  confidence
+0   0.52  0.64     p        0.97
+1   2.40  2.54     p        1.00
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.config import PLOP_LABEL, SR
+
+__all__ = [
+    "CONFIDENCE_SCALES",
+    "DEFAULTS",
+    "ONSET_OFFSET_S",
+    "AutolabelResult",
+    "Frames",
+    "autolabel",
+    "autolabel_file",
+    "autolabel_frames",
+    "autolabel_paths",
+    "band_excess_db",
+    "candidate_events",
+    "decode",
+    "describe_events",
+    "event_confidence",
+    "file_features",
+    "fit_hmm",
+    "frame_features",
+    "frame_level_db",
+    "hmm_features",
+    "onset_errors",
+    "plop_states",
+    "plot_decoding",
+    "plot_model",
+    "state_table",
+    "topology",
+]
+
+HOP_S = 0.01
+_HOP = 160          # samples at 16 kHz
+_NFFT = 512         # 32 ms window: 31 Hz bins, enough to see a bubble's ring as a ridge
+_N_MELS = 24
+_FMIN, _FMAX = 150.0, 7000.0
+_FINE_LO, _FINE_HI = 8, 208      # bins 250..6500 Hz: where plops ring
+_BIN_HZ = SR / _NFFT
+_BLOCK_S = 60.0     # seconds of audio per block when reading files
+_FLOOR = 1e-10      # power floor (-100 dB): below 16-bit noise, above resampling residue
+_Q = 1.0 / 64       # dB per step of the stored fine spectrum
+
+#: Default options of :func:`autolabel` (every one can be passed as a keyword).
+DEFAULTS: dict[str, Any] = {
+    "features": "mfcc",           # "mfcc" (13 + deltas) or "logmel" (24 band levels + deltas)
+    "n_background": 1,            # background states
+    "n_mix": 1,                   # Gaussians per state
+    "restarts": 3,
+    "n_iter": 25,
+    "tol_per_frame": 1e-3,        # convergence: gain per frame and iteration
+    "seed": 0,
+    "segment_s": 300.0,           # long recordings: one model per segment of this length
+    "min_state_contrast_db": 3.0,
+    "max_event_fraction": 0.6,
+    "merge_s": 0.08,              # entries closer than this to an onset belong to it
+    "min_gap_s": 0.12,            # kept plops closer than this to the previous one are dropped
+    "min_confidence": 0.8,
+    "min_duration_s": 2.0,
+    "max_rate_ppm": 400.0,
+    "silence_dbfs": -90.0,
+}
+
+# ---------------------------------------------------------------------------------------
+# Frames
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Frames:
+    """Frame-level measurements of one recording, one row per 10 ms.
+
+    ``mel_db`` is ``(T, 24)`` float32 log-mel power in dB; ``fine_q`` is ``(T, 200)`` int16,
+    the power in 1/64 dB of the STFT bins from 250 to 6500 Hz (compact: 0.4 KB per frame;
+    :attr:`fine_db` gives it in dB); ``duration_s`` is the length of the audio and
+    ``peak`` ``(T,)`` float32 the largest absolute sample within each frame's window.
+    """
+
+    mel_db: np.ndarray
+    fine_q: np.ndarray
+    duration_s: float
+    peak: np.ndarray
+
+    @property
+    def peak_dbfs(self) -> float:
+        """The largest sample, in dB full scale (``-inf`` for digital silence)."""
+        p = float(self.peak.max()) if len(self.peak) else 0.0
+        return float(20 * np.log10(p)) if p > 0 else -np.inf
+
+    def slice(self, a: int, b: int) -> "Frames":
+        """Frames ``a .. b-1`` as a recording of their own."""
+        b = min(b, self.n_frames)
+        return Frames(self.mel_db[a:b], self.fine_q[a:b], (b - a) * HOP_S, self.peak[a:b])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.mel_db.shape[0])
+
+    @property
+    def fine_db(self) -> np.ndarray:
+        """The fine spectrum in dB, ``(T, 200)`` float32 (bins of 31.25 Hz from 250 Hz)."""
+        return self.fine_q.astype(np.float32) * _Q
+
+    @property
+    def times(self) -> np.ndarray:
+        """Time of each frame (the centre of its window), seconds."""
+        return np.arange(self.n_frames) * HOP_S
+
+
+_MEL_FB: np.ndarray | None = None
+
+
+def _mel_filterbank() -> np.ndarray:
+    global _MEL_FB
+    if _MEL_FB is None:
+        import librosa
+
+        _MEL_FB = librosa.filters.mel(sr=SR, n_fft=_NFFT, n_mels=_N_MELS, fmin=_FMIN,
+                                      fmax=_FMAX).astype(np.float32).T.copy()
+    return _MEL_FB
+
+
+class _FrameMaker:
+    """Streaming STFT: feed blocks of 16 kHz samples, get the frames they complete.
+
+    Frame ``k`` covers samples ``160 k - 256 .. 160 k + 256`` (the audio is padded with half a
+    window of zeros at both ends, like ``librosa.stft(center=True)``), so a file read in
+    blocks gives exactly the frames of the same file read at once: ``1 + n // 160`` frames
+    for ``n`` samples.
+    """
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(_NFFT // 2, dtype=np.float32)
+        self._buf_start = -(_NFFT // 2)      # absolute index of self._buf[0]
+        self._next = 0                       # next frame to emit
+        self._window = np.hanning(_NFFT + 1)[:-1].astype(np.float32)
+        self._mel = _mel_filterbank()
+        self.n_samples = 0
+
+    def feed(self, x: np.ndarray, *, last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=np.float32)
+        self.n_samples += len(x)
+        parts = [self._buf, x]
+        if last:
+            parts.append(np.zeros(_NFFT // 2, dtype=np.float32))
+        buf = np.concatenate(parts)
+        end = self._buf_start + len(buf)
+        k_stop = (end - _NFFT // 2) // _HOP + 1          # frames whose window is complete
+        if last:
+            k_stop = min(k_stop, self.n_samples // _HOP + 1)
+        n = max(k_stop - self._next, 0)
+        if n:
+            a = self._next * _HOP - _NFFT // 2 - self._buf_start
+            frames = np.lib.stride_tricks.sliding_window_view(buf[a:], _NFFT)[::_HOP][:n]
+            spec = np.fft.rfft(frames * self._window, axis=1)
+            power = spec.real ** 2 + spec.imag ** 2
+            mel = (10.0 * np.log10(power @ self._mel + _FLOOR)).astype(np.float32)
+            fine = np.round(10.0 / _Q * np.log10(power[:, _FINE_LO:_FINE_HI] + _FLOOR)
+                            ).astype(np.int16)
+            peak = np.abs(frames).max(axis=1).astype(np.float32)
+            self._next += n
+        else:
+            mel = np.zeros((0, _N_MELS), np.float32)
+            fine = np.zeros((0, _FINE_HI - _FINE_LO), np.int16)
+            peak = np.zeros(0, np.float32)
+        keep_from = self._next * _HOP - _NFFT // 2 - self._buf_start
+        self._buf = buf[max(keep_from, 0):]
+        self._buf_start += max(keep_from, 0)
+        return mel, fine, peak
+
+
+def frame_features(y: np.ndarray, *, sr: int = SR) -> Frames:
+    """Frame measurements of a mono signal (resampled to 16 kHz when ``sr`` differs).
+
+    Examples
+    --------
+    >>> fr = frame_features(np.zeros(16000, dtype=np.float32))
+    >>> fr.n_frames, fr.mel_db.shape[1], fr.fine_db.shape[1]
+    (101, 24, 200)
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"expected mono samples of shape (n,), got shape {y.shape}")
+    if sr != SR:
+        from helpers.audio import resample
+
+        y = resample(y, sr, SR)
+    mel, fine, peak = _FrameMaker().feed(y, last=True)
+    return Frames(mel, fine, len(y) / SR, peak)
+
+
+def _stream(path: Path, *, block_s: float = _BLOCK_S) -> Iterator[np.ndarray]:
+    """Mono 16 kHz float32 blocks of an audio file, read and resampled block by block.
+
+    Formats that libsndfile reads are streamed; others (m4a, webm, ...) are decoded at once by
+    :func:`helpers.audio.load_audio`.
+    """
+    import soundfile as sf
+
+    from helpers.audio import AudioError, audio_info, load_audio
+
+    info = audio_info(path)  # raises AudioError for empty, unsupported, truncated files
+    if info["decoder"] != "soundfile":
+        y = load_audio(path, sr=SR)
+        for a in range(0, len(y), int(block_s * SR)):
+            yield y[a:a + int(block_s * SR)]
+        return
+    import soxr
+
+    native = int(info["sample_rate"])
+    resampler = soxr.ResampleStream(native, SR, 1, dtype="float32", quality="HQ") \
+        if native != SR else None
+    done = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                block = f.read(int(block_s * native), dtype="float32", always_2d=True)
+                last = len(block) < int(block_s * native)
+                if len(block) and not np.isfinite(block).all():
+                    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))[0]
+                    raise AudioError(path, f"contains NaN or infinite samples (first at "
+                                           f"{(done + bad) / native:.3f} s)",
+                                     "re-export the recording (16-bit PCM avoids this)")
+                mono = block.mean(axis=1, dtype=np.float32) if len(block) else \
+                    np.zeros(0, np.float32)
+                done += len(block)
+                out = resampler.resample_chunk(mono, last=last) if resampler else mono
+                if len(out):
+                    yield np.asarray(out, dtype=np.float32)
+                if last:
+                    break
+    except AudioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - libsndfile errors have several types
+        raise AudioError(path, f"could not be decoded after {done / native:.1f} s ({exc})",
+                         "the file is damaged; copy or export it again") from exc
+    if done == 0:
+        raise AudioError(path, "contains no audio samples (0 frames)", "record or export it again")
+
+
+def _frame_chunks(path: Path, info: dict, *, block_s: float = _BLOCK_S
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(mel_db, fine_q, peak)`` of consecutive frames of an audio file, block by block.
+    When the generator is exhausted, ``info["n_samples"]`` holds the number of samples."""
+    maker = _FrameMaker()
+    pending: np.ndarray | None = None
+    for block in _stream(path, block_s=block_s):
+        if pending is not None:
+            yield maker.feed(pending)
+        pending = block
+    last = maker.feed(pending if pending is not None else np.zeros(0, np.float32), last=True)
+    info["n_samples"] = maker.n_samples
+    yield last
+
+
+def file_features(path: str | os.PathLike, *, block_s: float = _BLOCK_S) -> Frames:
+    """:class:`Frames` of a whole audio file, read in blocks of ``block_s`` seconds.
+
+    The samples are never all in memory; the frames take about 3 MB per minute of audio
+    (:func:`autolabel_file` keeps only a segment of them at a time).
+
+    Raises
+    ------
+    helpers.audio.AudioError
+        For files that cannot be read (the message names the file and the problem).
+    """
+    info: dict = {}
+    chunks = list(_frame_chunks(Path(path), info, block_s=block_s))
+    mel, fine, peak = (np.concatenate([c[i] for c in chunks]) for i in range(3))
+    return Frames(mel, fine, info["n_samples"] / SR, peak)
+
+
+# ---------------------------------------------------------------------------------------
+# What the HMM sees
+# ---------------------------------------------------------------------------------------
+def band_excess_db(frames: Frames) -> np.ndarray:
+    """Each band's level above the recording's median level in that band (dB), ``(T, 24)``."""
+    return frames.mel_db - np.median(frames.mel_db, axis=0)
+
+
+def frame_level_db(frames: Frames) -> np.ndarray:
+    """Loudness of each frame above the background: the mean of its three strongest band
+    excesses (dB). A narrow-band ring counts fully, as it should."""
+    x = band_excess_db(frames)
+    k = min(3, x.shape[1])
+    return np.partition(x, x.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
+def hmm_features(frames: Frames, *, features: str = "mfcc") -> np.ndarray:
+    """The observations of the HMM, standardized per recording, ``(T, D)`` float64.
+
+    ``"logmel"``: the 24 band excesses (:func:`band_excess_db`) divided by each band's
+    standard deviation, and their change over 20 ms (D = 48). ``"mfcc"``: 13 cepstral
+    coefficients of the log-mel levels with per-recording mean and variance normalization,
+    and their change over 20 ms (D = 26).
+
+    Examples
+    --------
+    >>> fr = frame_features(np.random.default_rng(0).standard_normal(16000).astype("float32"))
+    >>> hmm_features(fr).shape, hmm_features(fr, features="logmel").shape
+    ((101, 26), (101, 48))
+    """
+    if features == "logmel":
+        x = band_excess_db(frames).astype(np.float64)
+        z = x / (x.std(axis=0) + 0.1)
+    elif features == "mfcc":
+        from scipy.fft import dct
+
+        c = dct(frames.mel_db.astype(np.float64), type=2, norm="ortho", axis=1)[:, :13]
+        z = (c - c.mean(axis=0)) / (c.std(axis=0) + 1e-3)
+    else:
+        raise ValueError(f"features must be 'logmel' or 'mfcc', not {features!r}")
+    d = np.zeros_like(z)
+    d[2:] = z[2:] - z[:-2]
+    return np.hstack([z, d])
+
+
+# ---------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------
+def _new_model(k: int, n_mix: int, d: int, *, n_iter: int, tol: float, seed: int,
+               allowed: np.ndarray) -> Any:
+    """An unfitted hmmlearn model with the priors that keep the fit well-behaved.
+
+    Covariance prior: each variance is estimated as ``(sum of squares + 1) / (frames + 2)``,
+    so that a state with few frames cannot collapse onto them. Transition and start priors add
+    0.01 pseudo-counts to the allowed entries, so that no row of the transition matrix ends up
+    all zero when a state goes unused. With one Gaussian per state, hmmlearn's ``GaussianHMM``
+    is the same model as ``GMMHMM(n_mix=1)`` and fits twice as fast, so it is used then.
+    """
+    common = {"n_components": k, "covariance_type": "diag", "n_iter": n_iter, "tol": tol,
+              "random_state": seed, "init_params": "",
+              "transmat_prior": np.where(allowed, 1.01, 1.0),
+              "startprob_prior": np.full(k, 1.01)}
+    if n_mix == 1:
+        from hmmlearn.hmm import GaussianHMM
+
+        m = GaussianHMM(params="stmc", covars_prior=1.0, covars_weight=3.0, min_covar=1e-3,
+                        **common)
+    else:
+        m = _gmmhmm_class()(n_mix=n_mix, params="stmcw", covars_prior=0.0, covars_weight=0.5,
+                            weights_prior=np.full((k, n_mix), 1.01), **common)
+    m.n_features = d
+    return m
+
+
+def _gmmhmm_class():
+    from hmmlearn.hmm import GMMHMM
+
+    class _GMMHMM(GMMHMM):
+        """GMMHMM that starts from the parameters it is given (hmmlearn's own ``_init``
+        always runs k-means, even when nothing is left to initialize)."""
+
+        def _init(self, X, lengths=None):
+            self._check_and_set_n_features(X)
+            self._init_covar_priors()
+            self._fix_priors_shape()
+
+    return _GMMHMM
+
+
+def topology(n_background: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Start probabilities and transition matrix of the background → onset → ring path.
+
+    States ``0 .. n_background-1`` are background, ``n_background`` the onset,
+    ``n_background + 1`` the ring. Zeros stay zero during fitting (forbidden transitions).
+
+    Examples
+    --------
+    >>> start, A = topology(1)
+    >>> A.round(2).tolist()
+    [[0.98, 0.02, 0.0], [0.0, 0.5, 0.5], [0.1, 0.05, 0.85]]
+    """
+    nb = n_background
+    k = nb + 2
+    onset, ring = nb, nb + 1
+    A = np.zeros((k, k))
+    for b in range(nb):
+        A[b, :nb] = 0.01 if nb > 1 else 0.0
+        A[b, b] = 0.97 if nb > 1 else 0.98
+        A[b, onset] = 0.02
+    A[onset, onset] = A[onset, ring] = 0.5
+    A[ring, :nb] = 0.1 / nb
+    A[ring, ring] = 0.85
+    A[ring, onset] = 0.05
+    A /= A.sum(axis=1, keepdims=True)
+    start = np.r_[np.full(nb, 0.98 / nb), 0.01, 0.01]
+    return start, A
+
+
+def fit_hmm(x: np.ndarray, level_db: np.ndarray, *, n_background: int = 1, n_mix: int = 1,
+            restarts: int = 3, n_iter: int = 25, seed: int = 0, tol_per_frame: float = 1e-3, agree_tol: float = 1e-4, accept=None
+            ) -> tuple[Any, pd.DataFrame]:
+    """Fit the background → onset → ring GMM-HMM to one recording's features.
+
+    Parameters
+    ----------
+    x
+        Observations ``(T, D)`` from :func:`hmm_features`.
+    level_db
+        Frame loudness ``(T,)`` from :func:`frame_level_db`; seeds the states.
+    n_background, n_mix
+        Background states; Gaussians per state.
+    restarts, n_iter, seed
+        Baum-Welch runs (each from a start jittered by ``numpy.random.default_rng([seed,
+        restart])``), iterations per run; the run with the best log-likelihood is kept.
+        Restarts stop early once two accepted runs agree on the log-likelihood (within
+        ``agree_tol`` per frame): they found the same optimum.
+    tol_per_frame, agree_tol
+        A run has converged when an iteration gains less than ``tol_per_frame`` per frame;
+        two runs agree when their log-likelihoods differ by less than ``agree_tol`` per frame.
+    accept
+        Optional ``accept(model, x, level_db) -> bool``: the best restart is chosen among the
+        accepted ones (all restarts when none is accepted). :func:`autolabel` passes the plop-state
+        rule, so that a restart that degenerated (for example the onset state swallowing the
+        background) does not win just by a hair of likelihood.
+
+    Returns
+    -------
+    model, restarts_table
+        The fitted :class:`hmmlearn.hmm.GMMHMM` and one row per restart (``restart``,
+        ``log_likelihood`` per frame, ``iterations``, ``converged``, ``accepted``, ``chosen``).
+
+    Examples
+    --------
+    >>> fr = frame_features(rec.audio)                      # doctest: +SKIP
+    >>> model, runs = fit_hmm(hmm_features(fr), frame_level_db(fr))  # doctest: +SKIP
+    """
+    x = np.asarray(x, dtype=np.float64)
+    level_db = np.asarray(level_db, dtype=np.float64)
+    t, d = x.shape
+    nb = n_background
+    k = nb + 2
+    onset, ring = nb, nb + 1
+    xf, lf, lengths = x, level_db, None
+    rise = np.r_[0.0, 0.0, lf[2:] - lf[:-2]]
+    # seeds: quiet frames → background (split by level), big rises → onset, loud → ring
+    order = np.argsort(lf, kind="stable")
+    quiet = np.array_split(order[: max(len(order) // 2, nb)], nb)
+    rising = np.argsort(rise, kind="stable")[-max(len(lf) // 30, 2):]
+    loud = order[-max(len(lf) // 10, 2):]
+    groups = [*quiet, rising, loud]
+    start, A = topology(nb)
+    allowed = A > 0
+    var = xf.var(axis=0) + 1e-2
+    best, rows = None, []
+    for r in range(restarts):
+        rng = np.random.default_rng([seed, r])
+        means = np.empty((k, n_mix, d))
+        for s, g in enumerate(groups):
+            for j in range(n_mix):
+                pick = rng.choice(g, size=min(len(g), 500), replace=False)
+                means[s, j] = xf[pick].mean(axis=0)
+        means += rng.normal(0.0, 0.05 + 0.15 * r, means.shape) * np.sqrt(var)
+        m = _new_model(k, n_mix, d, n_iter=n_iter, tol=tol_per_frame * len(xf), seed=seed + r,
+                       allowed=allowed)
+        m.startprob_ = start.copy()
+        m.transmat_ = A.copy()
+        if n_mix == 1:
+            m.means_ = means[:, 0]
+            m.covars_ = np.tile(var, (k, 1))
+        else:
+            m.weights_ = np.full((k, n_mix), 1.0 / n_mix)
+            m.means_ = means
+            m.covars_ = np.tile(var, (k, n_mix, 1))
+        with _quiet_hmmlearn():
+            m.fit(xf, lengths)
+            ll = float(m.score(xf, lengths)) / len(xf)
+        ok = bool(accept(m, xf, lf)) if accept is not None and np.isfinite(ll) else True
+        agrees = any(abs(row["log_likelihood"] - ll) < agree_tol and row["accepted"] and ok
+                     for row in rows)
+        rows.append({"restart": r, "log_likelihood": ll, "iterations": m.monitor_.iter,
+                     "converged": bool(m.monitor_.converged), "accepted": ok, "model": m})
+        if agrees:   # two restarts found the same optimum: more would find it again
+            break
+    table = pd.DataFrame(rows)
+    finite = table[np.isfinite(table["log_likelihood"])]
+    if finite.empty:
+        raise FloatingPointError("every restart of the HMM fit ended with a non-finite likelihood")
+    pool = finite[finite["accepted"]] if finite["accepted"].any() else finite
+    pick = int(pool["log_likelihood"].idxmax())
+    table["chosen"] = table.index == pick
+    return table.loc[pick, "model"], table.drop(columns="model")
+
+
+class _quiet_hmmlearn:
+    """Silence hmmlearn's convergence chatter and numpy warnings inside a block."""
+
+    def __enter__(self):
+        self._logger = logging.getLogger("hmmlearn")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+        self._warn = warnings.catch_warnings()
+        self._warn.__enter__()
+        warnings.simplefilter("ignore")
+        self._np = np.seterr(all="ignore")
+        return self
+
+    def __exit__(self, *exc):
+        np.seterr(**self._np)
+        self._warn.__exit__(*exc)
+        self._logger.setLevel(self._level)
+        return False
+
+
+def decode(model: Any, x: np.ndarray) -> np.ndarray:
+    """Viterbi state of every frame (int8)."""
+    with _quiet_hmmlearn():
+        return model.predict(np.asarray(x, dtype=np.float64)).astype(np.int8)
+
+
+def state_table(model: Any, states: np.ndarray, level_db: np.ndarray) -> pd.DataFrame:
+    """One row per state: ``role`` (by position in the topology), ``fraction`` of frames,
+    mean ``level_db``, mean ``dwell_ms`` (from the self-transition) and ``visits``."""
+    k = model.n_components
+    nb = k - 2
+    rows = []
+    for s in range(k):
+        on = states == s
+        entries = int(np.sum(on & np.r_[True, states[:-1] != s]))
+        stay = float(model.transmat_[s, s])
+        rows.append({
+            "state": s,
+            "role": "onset" if s == nb else "ring" if s == nb + 1 else "background",
+            "fraction": float(on.mean()) if len(states) else 0.0,
+            "level_db": float(level_db[on].mean()) if on.any() else float("nan"),
+            "dwell_ms": 1000 * HOP_S / max(1 - stay, 1e-6),
+            "visits": entries,
+        })
+    return pd.DataFrame(rows)
+
+
+def plop_states(model: Any, states: np.ndarray, level_db: np.ndarray, *,
+                min_state_contrast_db: float = 3.0, max_event_fraction: float = 0.6
+                ) -> tuple[dict, str]:
+    """The rule that decides which state is the plop.
+
+    The topology lets the background enter only the onset state, so after fitting, the onset
+    state is the one that marks the sudden sounds. It is accepted as the *plop state* when,
+    on the decoded recording,
+
+    1. it is visited at all,
+    2. its frames are louder than the recording's median frame by at least
+       ``min_state_contrast_db`` (energy), and
+    3. it takes at most ``max_event_fraction`` of the frames (rarity: plops are short
+       sounds between longer stretches of something else).
+
+    Fitting is free to use the ring and background states for whatever else the recording
+    holds (in a recording full of plops the "ring" state often ends up modelling the
+    background between them), so they are not checked.
+
+    Returns
+    -------
+    roles, problem
+        ``roles`` maps ``"plop"`` to the plop state, ``"ring"`` to the state after it and
+        ``"background"`` to the list of background states;
+        ``problem`` is ``""`` when the rule holds, otherwise why it does not.
+
+    Examples
+    --------
+    >>> roles, problem = plop_states(model, states, level)   # doctest: +SKIP
+    >>> roles                                                # doctest: +SKIP
+    {'plop': 1, 'ring': 2, 'background': [0]}
+    """
+    table = state_table(model, states, level_db)
+    nb = model.n_components - 2
+    roles = {"plop": nb, "ring": nb + 1, "background": list(range(nb))}
+    row = table.iloc[nb]
+    if row["visits"] == 0 or not np.isfinite(row["level_db"]):
+        return roles, "the model found no sudden sound at all"
+    if not row["level_db"] >= min_state_contrast_db:
+        return roles, (f"the onset state is only {row['level_db']:.1f} dB louder than the "
+                       f"recording's median (need {min_state_contrast_db:g} dB): nothing stands "
+                       "out")
+    if row["fraction"] > max_event_fraction:
+        return roles, (f"the onset state covers {row['fraction']:.0%} of the recording (at most "
+                       f"{max_event_fraction:.0%} expected): the model mistook the background "
+                       "for events")
+    return roles, ""
+
+
+# ---------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------
+#: Correction (s) added to onset-frame times: the first frame that hears a plop is centred
+#: a little before it (its 32 ms window reaches ahead). The median error before correction
+#: was -6.9 ms on the training and validation recordings of the synthetic set.
+ONSET_OFFSET_S = 0.007
+
+
+def candidate_events(states: np.ndarray, roles: dict, *, min_gap_s: float = 0.12,
+                     min_frames: int = 3) -> pd.DataFrame:
+    """Events from the decoded states.
+
+    Each entry into the plop state starts an event, which lasts until a background state
+    returns or the next event starts. Events shorter than ``min_frames`` frames (a click, a
+    tick) are dropped; an entry less than ``min_gap_s`` after the previous event's onset is
+    merged into it (a second bubble, the glug, the cap knocking).
+
+    Returns a frame with ``start``, ``end`` (s) and ``frame`` (onset frame index).
+
+    Examples
+    --------
+    >>> st = np.array([0, 0, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 0, 1, 0])
+    >>> roles = {"plop": 1, "ring": 2, "background": [0]}
+    >>> candidate_events(st, roles)[["start", "end"]].round(3).values.tolist()  # last: too short
+    [[0.027, 0.067], [0.157, 0.187]]
+    """
+    states = np.asarray(states)
+    n = len(states)
+    plop = roles["plop"]
+    on = states == plop
+    # an entry, not a recording that starts in the plop state (that is no onset)
+    entries = np.flatnonzero(on & np.r_[False, states[:-1] != plop])
+    background = np.isin(states, roles["background"])
+    nxt_bg = np.where(background, np.arange(n), n)
+    if n:
+        nxt_bg = np.minimum.accumulate(nxt_bg[::-1])[::-1]
+    stops = np.minimum(nxt_bg[entries] if len(entries) else entries, np.r_[entries[1:], n])
+    gap = int(round(min_gap_s / HOP_S))
+    starts: list[int] = []
+    ends: list[int] = []
+    for a, b in zip(entries, stops):
+        if b - a < min_frames:
+            continue
+        if starts and a - starts[-1] < gap:
+            ends[-1] = max(ends[-1], int(b))
+            continue
+        starts.append(int(a))
+        ends.append(int(b))
+    s = np.asarray(starts, dtype=int)
+    e = np.asarray(ends, dtype=int)
+    if len(s) > 1:
+        e[:-1] = np.minimum(e[:-1], s[1:])
+    return pd.DataFrame({"start": s * HOP_S + ONSET_OFFSET_S, "end": e * HOP_S + ONSET_OFFSET_S,
+                         "frame": s})
+
+
+def _fine_median(frames: Frames, max_rows: int = 20000) -> np.ndarray:
+    step = max(frames.n_frames // max_rows, 1)
+    return np.median(frames.fine_q[::step], axis=0).astype(np.float32) * _Q
+
+
+def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0.3
+                    ) -> pd.DataFrame:
+    """Measurements of each event on the fine spectrum (250–6500 Hz), for the confidence.
+
+    For each event, within ``window_s`` of its onset (or until the next event): ``peak_db``,
+    the strongest bin above its own median level during the first 50 ms; ``ring``, the frames
+    a ridge starting there lasts (followed bin by bin, allowing the pitch to rise) while it
+    stays 6 dB above the floor; ``ring_hz``, its frequency; ``decay``, its mean fall in dB
+    per frame; ``narrow``, its height over the bins 4–12 bins beside it; ``attack``, the rise
+    of the broadband level at the onset over the 30 ms before.
+
+    Examples
+    --------
+    >>> describe_events(fr, candidate_events(states, roles))  # doctest: +SKIP
+    """
+    cols = ["peak_db", "ring", "ring_hz", "decay", "narrow", "attack"]
+    if len(events) == 0:
+        return pd.DataFrame(columns=cols, dtype=float)
+    med = _fine_median(frames)
+    n = frames.n_frames
+    win = int(round(window_s / HOP_S))
+    onsets = events["frame"].to_numpy(dtype=int)
+    nexts = np.r_[onsets[1:], n]
+    rows = []
+    for a, stop in zip(onsets, nexts):
+        lo = max(a - 3, 0)
+        hi = min(n, a + win, max(stop, a + 1))
+        e = frames.fine_q[lo:hi] * np.float32(_Q) - med            # excess over the floor
+        pre, seg = e[: a - lo], e[a - lo:]
+        first = seg[: min(5, len(seg))]
+        t0 = int(np.argmax(first.max(axis=1)))
+        f = int(np.argmax(seg[t0]))
+        peak = float(seg[t0, f])
+        f0, vals = f, [peak]
+        for t in range(t0 + 1, len(seg)):
+            lo_b, hi_b = max(f - 2, 0), min(f + 4, seg.shape[1])   # allow a rising pitch
+            f2 = lo_b + int(np.argmax(seg[t, lo_b:hi_b]))
+            if seg[t, f2] < max(6.0, peak - 30.0):
+                break
+            f = f2
+            vals.append(float(seg[t, f]))
+        row = seg[t0]
+        side = np.r_[row[max(f0 - 12, 0):max(f0 - 4, 0)], row[f0 + 5:f0 + 13]]
+        rows.append({
+            "peak_db": peak,
+            "ring": len(vals),
+            "ring_hz": (f0 + _FINE_LO) * _BIN_HZ,
+            "decay": (vals[0] - vals[-1]) / max(len(vals) - 1, 1),
+            "narrow": peak - float(np.median(side)) if len(side) else 0.0,
+            "attack": float(seg[:2].mean() - (pre.mean() if len(pre) else 0.0)),
+        })
+    return pd.DataFrame(rows, columns=cols)
+
+
+#: The confidence scales: measure → (value at confidence 0, value at confidence 1).
+CONFIDENCE_SCALES: dict[str, tuple[float, float]] = {
+    "peak_db": (20.0, 30.0),
+    "ring": (4.0, 7.0),
+    "attack": (-5.0, 10.0),
+    "narrow": (0.0, 25.0),
+    "decay": (0.2, 0.6),
+}
+
+
+def event_confidence(description: pd.DataFrame) -> np.ndarray:
+    """How plop-like each event is, 0..1: the mean of the measures of
+    :func:`describe_events`, each mapped linearly from its :data:`CONFIDENCE_SCALES` range
+    to 0..1 (and clipped).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"peak_db": [40.0, 12.0], "ring": [9, 1], "attack": [12.0, 0.0],
+    ...                   "narrow": [30.0, 6.0], "decay": [2.0, 0.0]})
+    >>> event_confidence(d).round(2).tolist()
+    [1.0, 0.11]
+    """
+    if len(description) == 0:
+        return np.zeros(0)
+    parts = [np.clip((description[c].to_numpy(dtype=float) - a) / (b - a), 0.0, 1.0)
+             for c, (a, b) in CONFIDENCE_SCALES.items()]
+    return np.mean(parts, axis=0)
+
+
+# ---------------------------------------------------------------------------------------
+# The whole labeler
+# ---------------------------------------------------------------------------------------
+@dataclass
+class AutolabelResult:
+    """What :func:`autolabel` found in one recording.
+
+    Attributes
+    ----------
+    status
+        ``"ok"`` (labels proposed) or ``"flagged"`` (no labels: see ``message``).
+    message
+        One line for a person: what was found, or what is wrong and what to do.
+    events
+        The proposed labels: ``start``, ``end`` (s), ``label`` (``"p"``) and ``confidence``
+        (0..1), sorted by start. Empty when flagged.
+    candidates
+        Every event the HMM found, with the measures of :func:`describe_events`,
+        ``confidence`` and ``kept``; for review and for the notebook.
+    duration_s
+        Length of the recording.
+    model, states, roles, restarts
+        The fitted HMM, the Viterbi state of each 10 ms frame, the rule's roles
+        (:func:`plop_states`) and the restarts table of :func:`fit_hmm` (None when the
+        recording was flagged before fitting). For a recording labeled in several segments,
+        the model and roles are those of the first segment, the states and restarts those of
+        all segments.
+    segments
+        One row per segment (``start_s``, ``end_s``, ``status``, ``events``, ``message``).
+    """
+
+    status: str
+    message: str
+    events: pd.DataFrame
+    candidates: pd.DataFrame
+    duration_s: float
+    model: Any = None
+    states: np.ndarray | None = None
+    roles: dict | None = None
+    restarts: pd.DataFrame | None = None
+    options: dict = field(default_factory=dict)
+    segments: pd.DataFrame | None = None
+
+    @property
+    def plops_per_min(self) -> float:
+        """Proposed plops per minute (0 for an empty result)."""
+        return 60.0 * len(self.events) / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def _empty_events() -> pd.DataFrame:
+    return pd.DataFrame({"start": pd.Series(dtype=float), "end": pd.Series(dtype=float),
+                         "label": pd.Series(dtype=str), "confidence": pd.Series(dtype=float)})
+
+
+def _options(options: dict) -> dict:
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown autolabel option(s) {unknown}; known: {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **options}
+
+
+def _keep(starts: np.ndarray, confidence: np.ndarray, *, min_confidence: float,
+          min_gap_s: float) -> np.ndarray:
+    """Events confident enough, and not within ``min_gap_s`` of the previous kept one."""
+    keep = confidence >= min_confidence
+    last = -np.inf
+    for i in np.flatnonzero(keep):
+        if starts[i] - last < min_gap_s - 1e-9:
+            keep[i] = False
+        else:
+            last = starts[i]
+    return keep
+
+
+def autolabel_frames(frames: Frames, **options: Any) -> AutolabelResult:
+    """Label frames that are already computed as *one* segment: one model for all of them.
+
+    :func:`autolabel` and :func:`autolabel_file` call this once per segment of a long
+    recording; call it directly to model a long recording as a whole (slower, and blind to
+    changes along the recording).
+
+    Examples
+    --------
+    >>> result = autolabel_frames(file_features("brew1.wav"))   # doctest: +SKIP
+    """
+    o = _options(options)
+    dur = frames.duration_s
+
+    def flagged(message: str, candidates: pd.DataFrame | None = None, **kw: Any
+                ) -> AutolabelResult:
+        return AutolabelResult("flagged", message, _empty_events(),
+                               pd.DataFrame() if candidates is None else candidates, dur,
+                               options=o, **kw)
+
+    if dur < o["min_duration_s"]:
+        return flagged(f"too short to model ({dur:.2f} s; the labeler needs at least "
+                       f"{o['min_duration_s']:g} s with some background around the plops): "
+                       "label it by hand or record longer")
+    if not frames.peak_dbfs > o["silence_dbfs"]:
+        return flagged(f"silent (loudest sample {frames.peak_dbfs:.0f} dBFS): check the "
+                       "microphone, the input level and the recording device")
+    level = frame_level_db(frames)
+    x = hmm_features(frames, features=o["features"])
+    rule = {"min_state_contrast_db": o["min_state_contrast_db"],
+            "max_event_fraction": o["max_event_fraction"]}
+
+    def accept(m: Any, xf: np.ndarray, lf: np.ndarray) -> bool:
+        return not plop_states(m, decode(m, xf), lf, **rule)[1]
+
+    model, restarts = fit_hmm(x, level, n_background=o["n_background"], n_mix=o["n_mix"],
+                              restarts=o["restarts"], n_iter=o["n_iter"], seed=o["seed"],
+                              tol_per_frame=o["tol_per_frame"], accept=accept)
+    states = decode(model, x)
+    roles, problem = plop_states(model, states, level, **rule)
+    extra = {"model": model, "states": states, "roles": roles, "restarts": restarts}
+    if problem:
+        return flagged(f"plop state not found: {problem}; listen to it and label it by hand "
+                       "if there are plops", **extra)
+    cand = candidate_events(states, roles, min_gap_s=o["merge_s"])
+    desc = describe_events(frames, cand)
+    cand = pd.concat([cand.reset_index(drop=True), desc], axis=1)
+    cand["confidence"] = event_confidence(desc)
+    if len(cand):  # a label covers the bubble's ring (at least 50 ms), up to the next event
+        ring_end = cand["start"].to_numpy() + np.maximum(cand["ring"].to_numpy(float), 5) * HOP_S
+        cap = np.r_[cand["start"].to_numpy()[1:], dur]
+        cand["end"] = np.minimum(ring_end, cap)
+    cand["kept"] = _keep(cand["start"].to_numpy(), cand["confidence"].to_numpy(),
+                         min_confidence=o["min_confidence"], min_gap_s=o["min_gap_s"])
+    extra["candidates"] = cand
+    ev = cand[cand["kept"]]
+    events = pd.DataFrame({"start": ev["start"].to_numpy(float), "end": ev["end"].to_numpy(float),
+                           "label": PLOP_LABEL, "confidence": ev["confidence"].to_numpy(float)})
+    if len(events) == 0:
+        return flagged(f"no plop found ({len(cand)} sudden sounds, none plop-like enough); "
+                       "if you hear plops, label them by hand or lower min_confidence", **extra)
+    rate = 60.0 * len(events) / dur
+    if rate > o["max_rate_ppm"]:
+        return flagged(f"implausible result ({rate:.0f} plops per minute, more than "
+                       f"{o['max_rate_ppm']:g}): the background was probably taken for plops; "
+                       "label it by hand", **extra)
+    low = int((events["confidence"] < 0.9).sum())
+    msg = f"{len(events)} plops ({rate:.1f} per minute)"
+    if low:
+        msg += f", {low} with confidence below 0.9: review those first"
+    return AutolabelResult("ok", msg, events.reset_index(drop=True), cand, dur, options=o,
+                           **{k: v for k, v in extra.items() if k != "candidates"})
+
+
+def _segments(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], *,
+              segment_frames: int, context_frames: int, info: dict
+              ) -> Iterator[tuple[Frames, int, int, int]]:
+    """Cut a stream of frame chunks into segments modelled one at a time.
+
+    Yields ``(frames, first, core_start, core_end)`` (absolute frame indices): the segment's
+    frames start at ``first`` and include ``context_frames`` of context on each side of its
+    core ``core_start .. core_end``. Cores are ``segment_frames`` long and tile the
+    recording; the last one takes what is left (between half and one and a half segments,
+    or the whole recording when it is shorter). ``info["n_samples"]`` (filled by the chunk
+    source when it ends) sets the exact duration of the last segment.
+    """
+    s, ctx = segment_frames, context_frames
+    buf: list[np.ndarray] | None = None
+    buf0 = core = 0
+    for chunk in chunks:
+        buf = list(chunk) if buf is None else [np.concatenate([b, c]) for b, c in zip(buf, chunk)]
+        while buf0 + len(buf[0]) >= core + s + s // 2 + ctx:
+            first = max(core - ctx, 0)
+            a, b = first - buf0, core + s + ctx - buf0
+            yield Frames(buf[0][a:b], buf[1][a:b], (b - a) * HOP_S, buf[2][a:b]), first, core, core + s
+            core += s
+            drop = core - ctx - buf0
+            if drop > 0:
+                buf = [x[drop:] for x in buf]
+                buf0 += drop
+    if buf is None:
+        return
+    end = buf0 + len(buf[0])
+    if end > core or core == 0:
+        first = max(core - ctx, 0)
+        a = first - buf0
+        dur = info.get("n_samples", end * _HOP) / SR - first * HOP_S
+        yield Frames(buf[0][a:], buf[1][a:], max(dur, 0.0), buf[2][a:]), first, core, end
+
+
+def _label_segments(segments: Iterable[tuple[Frames, int, int, int]], o: dict
+                    ) -> AutolabelResult:
+    """Label each segment on its own and join the results."""
+    events, cands, states, restarts, rows = [], [], [], [], []
+    first_res: AutolabelResult | None = None
+    total = 0.0
+    for frames, first, core0, core1 in segments:
+        res = autolabel_frames(frames, **o)
+        first_res = first_res or res
+        off = first * HOP_S
+        lo, hi = (core0 - first) * HOP_S, (core1 - first) * HOP_S
+        if core1 - first >= frames.n_frames:      # the last segment keeps everything left
+            hi = np.inf
+        total = max(total, off + frames.duration_s)
+
+        def inside(df: pd.DataFrame) -> pd.DataFrame:
+            if df is None or len(df) == 0:
+                return df
+            d = df[(df["start"] >= lo) & (df["start"] < hi)].copy()
+            d["start"] += off
+            d["end"] += off
+            return d
+
+        events.append(inside(res.events))
+        if res.candidates is not None and len(res.candidates):
+            c = inside(res.candidates)
+            c["frame"] += first
+            cands.append(c)
+        if res.states is not None:
+            states.append(res.states[core0 - first:core1 - first])
+        if res.restarts is not None:
+            restarts.append(res.restarts.assign(segment=len(rows)))
+        rows.append({"segment": len(rows), "start_s": core0 * HOP_S,
+                     "end_s": min(core1 * HOP_S, off + frames.duration_s), "status": res.status,
+                     "events": int(len(events[-1])), "message": res.message})
+    if first_res is None:
+        raise ValueError("no audio frames to label")
+    seg = pd.DataFrame(rows)
+    if len(rows) == 1:
+        first_res.segments = seg
+        return first_res
+    ev = pd.concat(events, ignore_index=True) if events else _empty_events()
+    keep = _keep(ev["start"].to_numpy(), np.ones(len(ev)), min_confidence=0.0,
+                 min_gap_s=o["min_gap_s"])     # a plop counted at both sides of a boundary
+    ev = ev[keep].reset_index(drop=True)
+    cand = pd.concat(cands, ignore_index=True) if cands else pd.DataFrame()
+    ok = seg["status"] == "ok"
+    rate = 60.0 * len(ev) / total if total > 0 else 0.0
+    msg = (f"{len(ev)} plops ({rate:.1f} per minute) in {len(seg)} segments of "
+           f"{o['segment_s']:g} s")
+    if (~ok).any():
+        bad = seg[~ok].iloc[0]
+        msg += (f"; {int((~ok).sum())} segments without labels, the first at "
+                f"{bad['start_s']:.0f} s: {bad['message']}")
+    if ok.any() and len(ev):
+        low = int((ev["confidence"] < 0.9).sum())
+        if low:
+            msg += f"; {low} with confidence below 0.9: review those first"
+    status = "ok" if ok.any() and len(ev) else "flagged"
+    if status == "flagged":
+        ev = _empty_events()
+    return AutolabelResult(status, msg, ev, cand, total, model=first_res.model,
+                           states=np.concatenate(states) if states else None,
+                           roles=first_res.roles,
+                           restarts=pd.concat(restarts, ignore_index=True) if restarts else None,
+                           options=o, segments=seg)
+
+
+def autolabel(y: np.ndarray, *, sr: int = SR, **options: Any) -> AutolabelResult:
+    """Propose plop labels for one recording, without any training labels.
+
+    Recordings longer than ``1.5 * segment_s`` are cut into segments of ``segment_s``
+    seconds (with 1 s of context on each side), each modelled on its own, so that a model
+    follows the recording as it changes (the fridge starting, the fermentation slowing down)
+    and the work grows linearly with the length.
+
+    Parameters
+    ----------
+    y
+        Mono samples (float, nominally in [-1, 1]).
+    sr
+        Their sample rate (resampled to 16 kHz when different).
+    **options
+        See :data:`DEFAULTS`: ``features``, ``n_background``, ``n_mix``, ``restarts``,
+        ``n_iter``, ``tol_per_frame``, ``seed``, ``segment_s``, ``min_state_contrast_db``,
+        ``max_event_fraction``, ``merge_s``, ``min_gap_s``, ``min_confidence``,
+        ``min_duration_s``, ``max_rate_ppm``, ``silence_dbfs``.
+
+    Returns
+    -------
+    AutolabelResult
+        ``status`` ``"ok"`` with ``events``, or ``"flagged"`` with an empty ``events`` and a
+        ``message`` saying why (silence, too short, no plop found, plop state not found,
+        implausible result).
+
+    Examples
+    --------
+    >>> from helpers.synth import synthesize_recording
+    >>> rec = synthesize_recording(seed=11, duration_s=20.0, sr=16000, snr_db=25.0)
+    >>> res = autolabel(rec.audio)
+    >>> res.status, len(res.events), len(rec.events)
+    ('ok', 10, 10)
+    >>> autolabel(np.zeros(16000 * 5, dtype="float32")).message
+    'silent (loudest sample -inf dBFS): check the microphone, the input level and the recording device'
+    """
+    o = _options(options)
+    frames = frame_features(y, sr=sr)
+    info = {"n_samples": int(round(frames.duration_s * SR))}
+    chunks = [(frames.mel_db, frames.fine_q, frames.peak)]
+    return _label_segments(_segments(chunks, segment_frames=_seg_frames(o),
+                                     context_frames=_CONTEXT, info=info), o)
+
+
+_CONTEXT = 100   # frames of context on each side of a segment (1 s)
+
+
+def _seg_frames(o: dict) -> int:
+    return max(int(round(o["segment_s"] / HOP_S)), 10 * _CONTEXT)
+
+
+def autolabel_file(path: str | os.PathLike, **options: Any) -> AutolabelResult:
+    """:func:`autolabel` for an audio file, read in blocks and labeled segment by segment, so
+    that memory stays bounded whatever the length of the file: only the frames of about one
+    segment are held at a time (``bench/autolabel_speed.py`` measures an hour-long file).
+
+    Examples
+    --------
+    >>> result = autolabel_file("data/recordings/brew1.flac")   # doctest: +SKIP
+    >>> result.status, result.message                          # doctest: +SKIP
+    ('ok', '57 plops (28.5 per minute), 4 with confidence below 0.9: review those first')
+
+    Raises
+    ------
+    FileNotFoundError, helpers.audio.AudioError
+        When the file is missing or cannot be decoded.
+    """
+    o = _options(options)
+    info: dict = {}
+    chunks = _frame_chunks(Path(path), info)
+    return _label_segments(_segments(chunks, segment_frames=_seg_frames(o),
+                                     context_frames=_CONTEXT, info=info), o)
+
+
+def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
+                    out_dir: str | os.PathLike, progress: bool = True, **options: Any
+                    ) -> pd.DataFrame:
+    """Label many recordings: write ``out_dir/<stem>.txt`` (Audacity labels, label ``p``).
+
+    Every path is a file or a folder (searched for audio with
+    :func:`helpers.audio.find_audio`). A file that cannot be read, or a missing path, gets a
+    row with status ``"error"`` and no label file; the batch goes on. Flagged recordings get
+    an empty label file, so that a reviewer opens them too.
+
+    Parameters
+    ----------
+    paths
+        Files and folders.
+    out_dir
+        Folder for the label files (created).
+    progress
+        Show a tqdm progress bar (on stderr).
+    **options
+        Options of :func:`autolabel`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per file, in order: ``file``, ``status`` (``ok``, ``flagged`` or ``error``),
+        ``events``, ``plops_per_min``, ``message``, ``duration_s``, ``labels`` (the label
+        file written, ``""`` when none).
+
+    Examples
+    --------
+    >>> table = autolabel_paths(["data/recordings"], out_dir="labels/proposed")  # doctest: +SKIP
+    >>> table[["file", "status", "events", "plops_per_min"]]                      # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from helpers.audio import find_audio
+    from helpers.labels import write_labels
+
+    _options(options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    rows: list[dict] = []
+    files: list[Path] = []
+    for p in paths:
+        try:
+            files.extend(find_audio(p))
+        except Exception as exc:  # noqa: BLE001 - a bad path must not stop the batch
+            rows.append(_row(Path(p), "error", 0, 0.0, str(exc), 0.0, ""))
+    written: dict[str, Path] = {}
+    bar = tqdm(files, desc="autolabel", unit="file", disable=not progress, leave=True)
+    for f in bar:
+        bar.set_postfix_str(f.name[-40:], refresh=False)
+        if f.stem in written:
+            rows.append(_row(f, "error", 0, 0.0, f"same stem as {written[f.stem]}: its labels "
+                             f"would overwrite {f.stem}.txt; rename one of them", 0.0, ""))
+            continue
+        try:
+            res = autolabel_file(f, **options)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - report and go on with the next file
+            msg = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
+            rows.append(_row(f, "error", 0, 0.0, msg, 0.0, ""))
+            continue
+        target = out / f"{f.stem}.txt"
+        try:
+            write_labels(res.events[["start", "end", "label"]], target)
+        except OSError as exc:
+            rows.append(_row(f, "error", len(res.events), res.plops_per_min,
+                             f"{target}: cannot write the labels ({exc})", res.duration_s, ""))
+            continue
+        written[f.stem] = f
+        rows.append(_row(f, res.status, len(res.events), res.plops_per_min, res.message,
+                         res.duration_s, str(target)))
+    bar.close()
+    return pd.DataFrame(rows, columns=["file", "status", "events", "plops_per_min", "message",
+                                       "duration_s", "labels"])
+
+
+def _row(f: Path, status: str, events: int, rate: float, message: str, dur: float,
+         labels: str) -> dict:
+    return {"file": str(f), "status": status, "events": int(events),
+            "plops_per_min": round(float(rate), 2), "message": message,
+            "duration_s": round(float(dur), 3), "labels": labels}
+
+
+# ---------------------------------------------------------------------------------------
+# Scoring and figures (used by notebook 03)
+# ---------------------------------------------------------------------------------------
+def onset_errors(reference: pd.DataFrame, estimate: pd.DataFrame, *, collar: float = 0.1
+                 ) -> np.ndarray:
+    """Signed onset errors (estimate − reference, s) of the events matched within ``collar``,
+    one-to-one in time order (the matching of :func:`helpers.evaluate.match_onsets`).
+
+    Examples
+    --------
+    >>> onset_errors(pd.DataFrame({"start": [1.0, 2.0]}), pd.DataFrame({"start": [1.02, 2.5]}))
+    array([0.02])
+    """
+    ref = np.sort(np.asarray(reference["start"], dtype=float))
+    est = np.sort(np.asarray(estimate["start"], dtype=float))
+    i = j = 0
+    out = []
+    while i < len(ref) and j < len(est):
+        d = est[j] - ref[i]
+        if abs(d) <= collar + 1e-9:
+            out.append(d)
+            i += 1
+            j += 1
+        elif d < 0:
+            j += 1
+        else:
+            i += 1
+    return np.round(np.asarray(out, dtype=float), 6)
+
+
+def plot_model(model: Any = None, *, n_background: int = 1, axes=None, title: str | None = None):
+    """The model in a picture: the states and their transition probabilities (left) and what
+    each state emits, its mean feature vector (right). Without ``model``, the transitions the
+    fit starts from (:func:`topology`) and no emissions."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained",
+                               width_ratios=[1.1, 1])
+    ax, ax2 = axes
+    A = model.transmat_ if model is not None else topology(n_background)[1]
+    k = A.shape[0]
+    nb = k - 2
+    names = [f"background {b + 1}" if nb > 1 else "background" for b in range(nb)]
+    names += ["onset\n(the plop state)", "ring"]
+    colors = ["0.75"] * nb + ["tab:orange", "tab:red"]
+    xy = {s: (0.0, 0.5 + 0.6 * (s - (nb - 1) / 2)) for s in range(nb)}
+    xy[nb], xy[nb + 1] = (1.0, 0.5), (2.0, 0.5)
+    for s in range(k):
+        ax.scatter(*xy[s], s=2600, color=colors[s], zorder=2, edgecolor="k")
+        ax.text(xy[s][0], xy[s][1], names[s], ha="center", va="center", fontsize=8, zorder=3)
+        ax.text(xy[s][0], xy[s][1] - 0.3, f"stays: {A[s, s]:.2f}", ha="center", fontsize=8)
+    for a in range(k):
+        for b in range(k):
+            if a == b or A[a, b] <= 0:
+                continue
+            rad = -0.45 if a == nb + 1 and b < nb else -0.3    # ring → background: wide
+            (x1, y1), (x2, y2) = xy[a], xy[b]
+            ax.add_patch(FancyArrowPatch(xy[a], xy[b], connectionstyle=f"arc3,rad={rad}",
+                                         arrowstyle="-|>", mutation_scale=12, shrinkA=22,
+                                         shrinkB=22, color="k", lw=0.8))
+            mx = (x1 + x2) / 2 + 0.5 * rad * (y2 - y1)      # the middle of the arc
+            my = (y1 + y2) / 2 - 0.5 * rad * (x2 - x1)
+            ax.text(mx, my, f"{A[a, b]:.2f}", ha="center", va="center", fontsize=8,
+                    color="tab:blue", bbox={"fc": "white", "ec": "none", "pad": 0.5})
+    ax.set(xlim=(-0.45, 2.45), ylim=(-0.1, 1.15 + 0.3 * max(nb - 1, 0)))
+    ax.axis("off")
+    ax.set_title(title or ("transitions (per 10 ms frame)" if model is not None
+                           else "transitions the fit starts from"), fontsize=10)
+    if model is None:
+        ax2.axis("off")
+        ax2.text(0.0, 0.5, "emissions: one Gaussian per state over the frame's features\n"
+                 "(13 MFCCs and their change over 20 ms), learned by the fit",
+                 fontsize=9, va="center")
+        return axes
+    means = model.means_ if model.means_.ndim == 2 else model.means_.mean(axis=1)
+    d = means.shape[1]
+    lim = float(np.abs(means).max()) or 1.0
+    im = ax2.imshow(means, aspect="auto", cmap="coolwarm", vmin=-lim, vmax=lim)
+    ax2.set_yticks(range(k), [n.split("\n")[0] for n in names], fontsize=8)
+    half = d // 2
+    if half == 13:   # MFCCs
+        ax2.set_xticks([0, 6, half, half + 6], ["c0 (level)", "c6", "Δc0", "Δc6"], fontsize=8)
+    else:            # band levels
+        ax2.set_xticks([0, half], ["levels (low → high band)", "changes"], fontsize=8)
+    ax2.axvline(half - 0.5, color="k", lw=0.8)
+    ax2.set_title("emissions: mean of each state's Gaussian (standardized)", fontsize=10)
+    plt.colorbar(im, ax=ax2, shrink=0.8)
+    return axes
+
+
+def plot_decoding(frames: Frames, states: np.ndarray, *, events: pd.DataFrame | None = None,
+                  truth: pd.DataFrame | None = None, start: float = 0.0,
+                  end: float | None = None, roles: dict | None = None, title: str | None = None):
+    """The spectrogram (24 mel bands, dB above each band's median) with the decoded state of
+    every frame below it, the proposed events (cyan, with their confidence) and the true
+    labels (orange) on top."""
+    import matplotlib.pyplot as plt
+
+    end = end if end is not None else frames.n_frames * HOP_S
+    a, b = int(start / HOP_S), min(int(end / HOP_S), frames.n_frames)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 4.2), sharex=True, layout="constrained",
+                                  height_ratios=[3, 1], dpi=72)
+    x = band_excess_db(frames)[a:b].T
+    ax.imshow(x, origin="lower", aspect="auto", cmap="magma", vmin=0,
+              vmax=max(float(np.percentile(x, 99.5)), 10.0), interpolation="nearest",
+              extent=[a * HOP_S, b * HOP_S, 0, x.shape[0]])
+    ax.set_ylabel("mel band")
+    top = x.shape[0]
+    if truth is not None:
+        for s, e in zip(truth["start"], truth["end"]):
+            if start <= s < end:
+                ax.plot([s, max(e, s + 0.02)], [top * 0.97] * 2, color="tab:orange", lw=5,
+                        solid_capstyle="butt")
+    if events is not None:
+        conf = events["confidence"] if "confidence" in events else [np.nan] * len(events)
+        for s, e, c in zip(events["start"], events["end"], conf):
+            if start <= s < end:
+                ax.plot([s, max(e, s + 0.02)], [top * 0.9] * 2, color="cyan", lw=5,
+                        solid_capstyle="butt")
+                if np.isfinite(c):
+                    ax.text(s, top * 0.82, f"{c:.2f}", color="cyan", fontsize=7)
+    ax.plot([], [], color="tab:orange", lw=5, label="true label")
+    ax.plot([], [], color="cyan", lw=5, label="proposed (confidence)")
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    k = int(states.max()) + 1 if len(states) else 3
+    nb = k - 2
+    names = ["background"] * nb + ["onset", "ring"]
+    ax2.step(np.arange(a, b) * HOP_S, states[a:b], where="post", color="k", lw=0.8)
+    ax2.set_yticks(range(k), names[:k], fontsize=8)
+    ax2.set(xlabel="time (s)", xlim=(a * HOP_S, b * HOP_S))
+    return fig

@@ -1,0 +1,198 @@
+"""Tests of helpers.autolabel on real audio files written to ``tmp_path`` (no mocks).
+
+The labeler is unsupervised, so these tests check what it promises: plops in an easy
+recording are found, bad input (silence, noise without plops, a very short or a damaged file)
+gives a flagged or empty result with a message instead of a crash, the same input gives the
+same labels, and a batch goes on past a bad file and writes label files Audacity (and
+helpers.labels) can read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from helpers import autolabel as al
+from helpers.audio import AudioError
+from helpers.config import SR
+from helpers.evaluate import onset_scores
+from helpers.labels import read_labels
+from helpers.synth import synthesize_recording
+
+#: An easy synthetic recording: 20 s, 25 dB SNR, a steady background, about 20 plops.
+EASY_SEED = 11
+
+
+@pytest.fixture(scope="module")
+def easy():
+    rec = synthesize_recording(seed=EASY_SEED, duration_s=20.0, sr=SR, snr_db=25.0)
+    assert len(rec.events) >= 8, "the easy recording should hold a handful of plops"
+    audio = rec.audio if rec.audio.ndim == 1 else rec.audio.mean(axis=0)
+    return audio, rec.events
+
+
+def _wav(path: Path, y: np.ndarray, sr: int = SR) -> Path:
+    sf.write(path, np.asarray(y, dtype=np.float32), sr, subtype="PCM_16")
+    return path
+
+
+# ----------------------------------------------------------------------------- finds plops
+
+
+def test_plops_in_noise_are_found(easy, tmp_path):
+    y, truth = easy
+    res = al.autolabel_file(_wav(tmp_path / "easy.wav", y))
+    assert res.status == "ok", res.message
+    score = onset_scores(truth, res.events, collar=0.1)
+    assert score["f1"] >= 0.9, score
+    assert list(res.events.columns) == ["start", "end", "label", "confidence"]
+    assert (res.events["label"] == "p").all()
+    assert ((res.events["confidence"] >= 0) & (res.events["confidence"] <= 1)).all()
+    assert (res.events["end"] > res.events["start"]).all()
+    assert res.events["start"].is_monotonic_increasing
+    assert f"{len(res.events)} plops" in res.message
+
+
+def test_same_input_same_labels(easy, tmp_path):
+    y, _ = easy
+    a = al.autolabel(y)
+    b = al.autolabel(y)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    # the file path (read in blocks) gives the same labels as the array in memory
+    c = al.autolabel_file(_wav(tmp_path / "same.wav", y))
+    d = al.autolabel(sf.read(tmp_path / "same.wav", dtype="float32")[0])
+    pd.testing.assert_frame_equal(c.events, d.events)
+
+
+def test_reading_in_blocks_gives_the_frames_of_the_whole_signal(tmp_path):
+    y = np.random.default_rng(0).standard_normal(3 * SR + 123).astype(np.float32) * 0.1
+    path = _wav(tmp_path / "noise.wav", y)
+    whole = al.frame_features(sf.read(path, dtype="float32")[0])
+    blocks = al.file_features(path, block_s=0.37)
+    assert blocks.n_frames == whole.n_frames == 1 + len(y) // 160
+    np.testing.assert_allclose(blocks.mel_db, whole.mel_db, atol=1e-3)
+    np.testing.assert_array_equal(blocks.fine_db, whole.fine_db)
+    assert blocks.duration_s == pytest.approx(len(y) / SR)
+
+
+def test_other_sample_rates_and_stereo_files_are_read(easy, tmp_path):
+    y, truth = easy
+    from helpers.audio import resample
+
+    stereo = np.stack([resample(y, SR, 44_100)] * 2, axis=1)
+    sf.write(tmp_path / "stereo44k.flac", stereo, 44_100, subtype="PCM_16")
+    res = al.autolabel_file(tmp_path / "stereo44k.flac")
+    assert res.status == "ok", res.message
+    assert onset_scores(truth, res.events)["f1"] >= 0.9
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_silence_is_flagged(tmp_path):
+    res = al.autolabel_file(_wav(tmp_path / "silent.wav", np.zeros(5 * SR)))
+    assert res.status == "flagged"
+    assert res.message.startswith("silent")
+    assert res.events.empty and list(res.events.columns) == ["start", "end", "label", "confidence"]
+
+
+def test_noise_without_plops_gives_no_labels(tmp_path):
+    rng = np.random.default_rng(3)
+    t = np.arange(20 * SR) / SR
+    noise = 0.05 * rng.standard_normal(len(t)) + 0.02 * np.sin(2 * np.pi * 50 * t)
+    res = al.autolabel_file(_wav(tmp_path / "fridge.wav", noise))
+    assert res.status == "flagged"
+    assert res.events.empty
+    assert "no plop found" in res.message or "plop state not found" in res.message
+
+
+def test_a_very_short_file_is_flagged(tmp_path):
+    res = al.autolabel_file(_wav(tmp_path / "blip.wav", 0.1 * np.ones(SR // 2)))
+    assert res.status == "flagged"
+    assert res.message.startswith("too short")
+    assert res.events.empty
+
+
+def test_a_damaged_file_raises_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF" + bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8)))
+    with pytest.raises(AudioError, match="broken.wav"):
+        al.autolabel_file(bad)
+
+
+def test_an_implausible_rate_is_flagged_not_labeled(easy):
+    y, _ = easy
+    res = al.autolabel(y, max_rate_ppm=5)
+    assert res.status == "flagged" and res.events.empty
+    assert "implausible" in res.message
+    assert len(res.candidates) > 0      # what was found is still there for a look
+
+
+def test_the_plop_state_rule_rejects_a_model_that_swallowed_the_background():
+    class Model:                         # what plop_states reads from a fitted model
+        n_components = 3
+        transmat_ = np.array([[0.9, 0.1, 0.0], [0.0, 0.5, 0.5], [0.1, 0.1, 0.8]])
+
+    level = np.r_[np.zeros(80), np.full(20, 12.0)]
+    fine = np.r_[np.zeros(80), np.ones(5), np.zeros(15)].astype(int)   # plop state: 5 % of frames
+    roles, problem = al.plop_states(Model(), fine, level)
+    assert roles["plop"] == 1
+    assert problem == "" or "louder" in problem
+    everything = np.ones(100, dtype=int)                                 # plop state: 100 %
+    _, problem = al.plop_states(Model(), everything, np.full(100, 6.0))
+    assert "covers 100%" in problem
+    quiet = np.r_[np.zeros(90), np.ones(10)].astype(int)                 # not louder than the rest
+    _, problem = al.plop_states(Model(), quiet, np.zeros(100))
+    assert "louder" in problem
+
+
+def test_unknown_options_are_refused(easy):
+    with pytest.raises(TypeError, match="min_confidense"):
+        al.autolabel(easy[0], min_confidense=0.5)
+
+
+# ----------------------------------------------------------------------------- a batch
+
+
+def test_the_batch_goes_on_past_bad_files_and_writes_readable_labels(easy, tmp_path):
+    y, truth = easy
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    _wav(folder / "a_good.wav", y)
+    (folder / "b_broken.wav").write_bytes(b"this is not audio at all")
+    _wav(folder / "c_silent.wav", np.zeros(3 * SR))
+    out = tmp_path / "proposed"
+    table = al.autolabel_paths([folder, tmp_path / "missing.wav"], out_dir=out, progress=False)
+
+    assert list(table.columns[:5]) == ["file", "status", "events", "plops_per_min", "message"]
+    by_name = {Path(f).name: row for f, row in zip(table["file"], table.itertuples())}
+    assert set(by_name) == {"a_good.wav", "b_broken.wav", "c_silent.wav", "missing.wav"}
+    good, broken = by_name["a_good.wav"], by_name["b_broken.wav"]
+    silent, missing = by_name["c_silent.wav"], by_name["missing.wav"]
+
+    assert good.status == "ok" and good.events > 0
+    assert good.plops_per_min == pytest.approx(good.events / 20.0 * 60, rel=1e-3)
+    labels = read_labels(out / "a_good.txt")
+    assert len(labels) == good.events and (labels["label"] == "p").all()
+    assert onset_scores(truth, labels)["f1"] >= 0.9
+
+    assert broken.status == "error" and "b_broken.wav" in broken.message
+    assert not (out / "b_broken.txt").exists()
+    assert silent.status == "flagged" and silent.events == 0
+    assert read_labels(out / "c_silent.txt").empty          # an empty label file to open
+    assert missing.status == "error" and "missing.wav" in missing.message
+
+
+def test_two_files_with_one_stem_do_not_overwrite_each_other(easy, tmp_path):
+    y, _ = easy
+    for sub in ("day1", "day2"):
+        (tmp_path / sub).mkdir()
+        _wav(tmp_path / sub / "brew.wav", y[: 5 * SR])
+    table = al.autolabel_paths([tmp_path / "day1", tmp_path / "day2"], out_dir=tmp_path / "out",
+                               progress=False)
+    assert list(table["status"].isin(["ok", "flagged"])) == [True, False]
+    assert "same stem" in table["message"].iloc[1]
