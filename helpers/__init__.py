@@ -8,11 +8,18 @@ labels      read and write Audacity label files
 synth       the physically motivated airlock recording generator (the default data set)
 datasets    manifests for the synthetic, YouTube and own-recordings sources; splits; caches
 youtube     the video catalogue, search and section download with yt-dlp
-features    frame-level energies and spectrograms used by the notebooks and baselines
-baselines   the tuned energy-threshold counter
-evaluate    onset-based event F1 (same matching as sed_eval) and BPM error
-plots       the figures
-__main__    ``python -m helpers <command>``
+features    log-mel spectrograms, frame labels, and the block-by-block model front end (PCEN)
+baselines   the tuned energy-threshold counter (and the MFCC + logistic-regression baseline)
+autolabel   the unsupervised GMM-HMM labeler
+augment     training-time augmentation: backgrounds at a chosen SNR, speed, recording chain
+models      the CRNN detector: build, train, save, LiteRT export, batch detection
+training    the training recipe of the shipped model and its held-out estimate
+events      frame probabilities → events (hysteresis, peak picking) → BPM with an interval
+evaluate    onset-based event scores (sed_eval's matching) and per-recording BPM error
+stream      live listening: microphone, file or stdin → streaming detector → rolling BPM
+brewfather  the Brewfather Custom Stream client (rate limit, retries, redacted URL)
+plots       the figures; bpm_plots: the figures of notebook 06
+cli         ``python -m helpers <command>``
 
 Importing ``helpers`` has no side effects; import the modules you need, e.g.
 ``from helpers import audio, labels``.
