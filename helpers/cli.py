@@ -6,6 +6,7 @@ synth     write the synthetic airlock data set (audio + labels + manifest.csv)
 download  download sections of the catalogued YouTube videos (or given URLs) as audio
 validate  check a folder of own recordings (audio + same-stem Audacity .txt labels)
 autolabel propose plop labels with an unsupervised GMM-HMM, for review in Audacity
+listen    detect plops live from a microphone, a file or stdin; rolling BPM; Brewfather
 detect    find the plops in audio files with a trained model; labels + a CSV of BPM
 train     train or fine-tune the detector on own recordings
 
@@ -204,12 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=_cmd_train)
 
-    try:  # the live listener adds its own command (helpers.stream)
-        from helpers import stream
-    except ImportError:  # not written yet
-        stream = None
-    if stream is not None and hasattr(stream, "add_parser"):
-        stream.add_parser(sub)
+    from helpers import stream  # the live listener registers its own command
+
+    stream.add_parser(sub)
     return p
 
 

@@ -1,0 +1,1642 @@
+"""Listening live: audio sources, the streaming detector, the rolling BPM, and ``listen``.
+
+The detector of :mod:`helpers.models` sees windows of ``WINDOW`` = 200 frames (2 s) of the
+front end of :mod:`helpers.features` (one frame every ``HOP`` = 160 samples, 10 ms). Offline,
+a recording is cut into windows every ``STEP`` = 100 frames and each frame's probability is
+taken from the window in which it has at least 100 frames of past (:func:`~helpers.models.stitch`).
+A live stream does exactly the same, block by block:
+
+1. **Front end.** :class:`~helpers.features.Frontend` turns each incoming block of audio into
+   the frames it completes; they are normalized like offline and appended to a
+   :class:`FrameRing`, a fixed-size ring buffer of frames addressed by their absolute index.
+   Only the frames of the window still in use are kept.
+2. **Windows.** Frame ``f`` belongs to window ``0`` when ``f < 200`` and to the window
+   starting at ``100 * (f // 100) - 100`` otherwise (:func:`window_start_for`). The model runs
+   on that window as soon as its frame is *final*.
+3. **Early frames.** The network convolves over ±1 frame three times and its GRU runs forward
+   in time, so the probability of frame ``f`` depends on the window's frames up to ``f + 3``
+   only. A window can therefore be run before it is complete (the missing end zero-padded)
+   and its frames up to ``available − lookahead`` are already exactly those of the complete
+   window. The lookahead is read from the model's architecture when the detector is built
+   and checked by experiment (:func:`model_lookahead`: 3 frames for the CRNN); a model that
+   is not known to be causal falls back to running complete windows only (latency up to 1 s
+   more). The model runs at most every ``update_s`` (0.25 s).
+4. **Events.** :class:`EventTracker` applies the same hysteresis, gap merging and minimum
+   duration as :func:`helpers.events.probabilities_to_events`, frame by frame, carrying its
+   state across windows. An event is emitted as soon as it can no longer change: it has
+   ended, and no later event can start close enough to be merged with it.
+5. **The end.** :meth:`StreamingDetector.flush` pads the end exactly like the offline path,
+   so a whole file streamed in blocks of any size gives the events of
+   :meth:`Detector.detect <helpers.models.Detector.detect>` (the front end agrees to float
+   round-off, so times agree to the 10 ms frame, almost always exactly).
+
+Latency from a plop's onset to its line: the plop's length (50–300 ms), plus the merging gap
+(``min_gap_s`` of the model's post-processing), the model's 30 ms lookahead, up to one update
+period (0.25 s) and one block (0.1 s): under 1 s (``bench/stream_bench.py`` measures it).
+
+Clocks
+------
+Every time is **audio time**: samples received / 16000, from the start of the session. For a
+file or stdin this is the position in the audio (a 31-minute file gives Brewfather reports at
+15 and 30 minutes however fast it is read). For a microphone it is real time, except that
+samples lost to an input overflow (counted and reported) make it fall behind the wall clock by
+their length; microphone lines also show the wall-clock time.
+
+Rolling BPM
+-----------
+:class:`RollingBPM` keeps the onsets of the last ``window_s`` seconds (300) and reports
+:func:`helpers.events.bpm_from_events` of ``[t − window_s, t)`` every ``every_s`` (60 s), once
+every event starting before ``t`` has been emitted (shorter windows ``[0, t)`` before ``t``
+reaches ``window_s``); the same numbers as :func:`helpers.events.bpm_over_time` on the offline
+events.
+
+Sources
+-------
+:class:`FileSource` (a file, as fast as possible or ``realtime``), :class:`RawSource` (raw
+16-bit PCM from stdin or any binary stream, e.g. ``arecord -t raw … |``) and
+:class:`Microphone` (PyAudio). Each yields float32 mono blocks at 16 kHz, resampling the
+device's or file's own rate block by block with ``soxr.ResampleStream`` (the same samples as
+resampling the whole signal with :func:`helpers.audio.resample`).
+
+The command line
+----------------
+``python -m helpers listen (--device N|NAME | --file PATH [--realtime] | --stdin --rate SR)``
+with ``--list-devices``, ``--out DIR``, ``--log CSV``, ``--brewfather-url URL`` and more; see
+``python -m helpers listen --help`` and :func:`run_session`, which the command line and the
+notebook ``08_live_streaming`` share.
+
+Brewfather
+----------
+With ``--brewfather-url URL`` (or ``$BREWFATHER_URL``, which keeps the secret out of ``ps``)
+the rolling BPM is posted through :class:`helpers.brewfather.BrewfatherStream` every 15
+minutes of audio and never more often; time-outs and server errors are retried with backoff,
+and a report that still fails is merged into the next post. From a live source the posts run
+in a worker thread, so the audio never waits for the network. ``--temp-file`` adds a
+temperature (a number in a file, or a DS18B20's ``w1_slave``).
+
+Without a sound card
+--------------------
+ALSA's ``file`` plugin (part of alsa-lib) makes a capture device out of a raw file, which is
+how the tests run the microphone path on a machine without audio hardware::
+
+    # ~/.asoundrc
+    pcm.filecap {
+        type file
+        slave.pcm "null"
+        file "/dev/null"
+        infile "/path/to/in.raw"   # 16-bit mono samples at 44.1 kHz (PortAudio's default)
+        format "raw"
+    }
+
+``python -m helpers listen --list-devices`` then shows ``filecap`` and ``--device filecap
+--duration 10`` listens to the file (as fast as it is read: the null slave has no clock).
+
+Examples
+--------
+>>> det = StreamingDetector()                               # doctest: +SKIP
+>>> for block in FileSource("brew1.flac", block_s=0.1):     # doctest: +SKIP
+...     for ev in det.process(block):
+...         print(f"plop at {ev.start:.2f} s, p = {ev.probability:.2f}")
+>>> tail = det.flush()                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.config import PLOP_LABEL, SR
+from helpers.features import HOP, N_MELS, Frontend
+from helpers.models import STEP, WINDOW
+
+__all__ = [
+    "Event",
+    "EventTracker",
+    "FileSource",
+    "FrameRing",
+    "Microphone",
+    "RawSource",
+    "RollingBPM",
+    "StreamingDetector",
+    "add_parser",
+    "list_devices",
+    "architecture_lookahead",
+    "measure_lookahead",
+    "model_lookahead",
+    "read_temperature",
+    "run_session",
+    "window_start_for",
+]
+
+HOP_S = HOP / SR
+
+#: Seconds between model runs on a live stream (the early-frames update period).
+UPDATE_S = 0.25
+#: Block length of live sources (microphone, stdin, a file in real time), seconds.
+LIVE_BLOCK_S = 0.1
+#: Block length of a file read as fast as possible, seconds (many windows per model call).
+FAST_BLOCK_S = 30.0
+#: Audio is fed to the front end in pieces of at most this many frames, which bounds the ring.
+_PIECE_FRAMES = 3200
+_RING_FRAMES = 2 * WINDOW + STEP + _PIECE_FRAMES + 128
+_EPS = 1e-9  # the same slack as helpers.events for times that went through floating point
+
+
+# ---------------------------------------------------------------------------------------
+# The ring buffer
+# ---------------------------------------------------------------------------------------
+class FrameRing:
+    """A fixed-size ring buffer of feature frames addressed by absolute frame index.
+
+    Frames are appended at the end; :meth:`discard` forgets the oldest ones. The memory is
+    allocated once (``capacity × width`` float32), however long the stream runs.
+
+    Examples
+    --------
+    >>> ring = FrameRing(4, 1)
+    >>> ring.append(np.arange(3, dtype="float32")[:, None])
+    >>> ring.discard(2); ring.append(np.array([[3.0], [4.0], [5.0]], dtype="float32"))
+    >>> ring.start, ring.stop, ring.get(2, 6)[:, 0].tolist()
+    (2, 6, [2.0, 3.0, 4.0, 5.0])
+    >>> ring.get(4, 6, pad_to=4)[:, 0].tolist()      # zero-padded to 4 frames
+    [4.0, 5.0, 0.0, 0.0]
+    """
+
+    def __init__(self, capacity: int, width: int):
+        self.capacity = int(capacity)
+        self._a = np.zeros((self.capacity, int(width)), dtype=np.float32)
+        self.start = 0   # absolute index of the oldest frame kept
+        self.stop = 0    # absolute index one past the newest frame
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def append(self, frames: np.ndarray) -> None:
+        n = len(frames)
+        if n == 0:
+            return
+        if len(self) + n > self.capacity:
+            raise OverflowError(f"FrameRing: {len(self)} + {n} frames exceed the capacity "
+                                f"{self.capacity}; discard old frames first")
+        i = self.stop % self.capacity
+        first = min(n, self.capacity - i)
+        self._a[i:i + first] = frames[:first]
+        self._a[:n - first] = frames[first:]
+        self.stop += n
+
+    def get(self, lo: int, hi: int, *, pad_to: int | None = None) -> np.ndarray:
+        """A copy of frames ``[lo, hi)``, zero-padded at the end to ``pad_to`` frames."""
+        if lo < self.start or hi > self.stop or hi < lo:
+            raise IndexError(f"frames [{lo}, {hi}) are not in the ring [{self.start}, {self.stop})")
+        out = np.zeros((max(hi - lo, pad_to or 0), self._a.shape[1]), dtype=np.float32)
+        idx = np.arange(lo, hi) % self.capacity
+        out[:hi - lo] = self._a[idx]
+        return out
+
+    def discard(self, before: int) -> None:
+        """Forget the frames before absolute index ``before``."""
+        self.start = min(max(self.start, int(before)), self.stop)
+
+
+def window_start_for(frame: int) -> int:
+    """First frame of the window whose probability frame ``frame`` takes (as in ``stitch``).
+
+    Examples
+    --------
+    >>> [window_start_for(f) for f in (0, 199, 200, 299, 300)]
+    [0, 0, 100, 100, 200]
+    """
+    return 0 if frame < WINDOW else STEP * (frame // STEP) - STEP
+
+
+# ---------------------------------------------------------------------------------------
+# Frames to events, in a stream
+# ---------------------------------------------------------------------------------------
+class EventTracker:
+    """:func:`helpers.events.probabilities_to_events`, one block of frames at a time.
+
+    Push probabilities as they become final; each call returns the events that can no longer
+    change, as ``(first frame, one past the last frame, highest probability)``. :meth:`close`
+    ends the curve (an event still on ends at the last frame, as offline). The state is a
+    handful of numbers, whatever the length of the stream.
+
+    Examples
+    --------
+    >>> prob = np.array([0, .6, .9, .4, .6] + [0] * 9 + [.8, .8, .8, 0])
+    >>> t = EventTracker()
+    >>> t.push(prob[:3]), t.push(prob[3:14]), t.push(prob[14:]), t.close()
+    ([], [(1, 5, 0.9)], [], [(14, 17, 0.8)])
+
+    The first event is final once 8 frames (``min_gap_s``) have passed after it with no new
+    event. The same as offline: ``probabilities_to_events(prob)`` gives 0.01–0.05 s and
+    0.14–0.17 s.
+    """
+
+    def __init__(self, *, hop_s: float = HOP_S, on: float = 0.5, off: float | None = None,
+                 min_duration_s: float = 0.03, min_gap_s: float = 0.08, label: str = PLOP_LABEL):
+        self.hop_s = float(hop_s)
+        self.on = float(on)
+        self.off = self.on / 2 if off is None else float(off)
+        if not (math.isfinite(self.on) and math.isfinite(self.off)) or self.off > self.on:
+            raise ValueError(f"need finite thresholds with off <= on, got on={on!r}, off={off!r}")
+        if not (self.hop_s > 0 and min_duration_s >= 0 and min_gap_s >= 0):
+            raise ValueError("hop_s must be > 0, min_duration_s and min_gap_s >= 0")
+        self.min_duration_s = float(min_duration_s)
+        self.min_gap_s = float(min_gap_s)
+        self.label = label
+        self.next_frame = 0          # index of the next frame to be pushed
+        self._on = False
+        self._run_start = 0
+        self._run_peak = -math.inf
+        self._pending: tuple[int, int, float] | None = None   # an ended event that may merge
+        self._gap_peak = -math.inf
+
+    @property
+    def settled_frame(self) -> int:
+        """Every event starting before this frame has been emitted."""
+        if self._pending is not None:
+            return self._pending[0]
+        return self._run_start if self._on else self.next_frame
+
+    def _finish(self, event: tuple[int, int, float], out: list) -> None:
+        start, end, peak = event
+        if (end - start) * self.hop_s >= self.min_duration_s - _EPS:
+            out.append((start, end, float(peak)))
+
+    def _merges(self, run_start: int) -> bool:
+        return (run_start - self._pending[1]) * self.hop_s < self.min_gap_s - _EPS
+
+    def push(self, prob: np.ndarray) -> list[tuple[int, int, float]]:
+        """Feed the next frames' probabilities; returns the events now final."""
+        p = np.asarray(prob, dtype=np.float64).reshape(-1)
+        if not np.isfinite(p).all():
+            raise ValueError("probabilities must be finite (a NaN often means corrupt audio)")
+        out: list[tuple[int, int, float]] = []
+        base, n, k = self.next_frame, len(p), 0
+        while k < n:
+            if not self._on:
+                hits = np.flatnonzero(p[k:] >= self.on)
+                j = k + int(hits[0]) if len(hits) else n
+                if self._pending is not None and j > k:
+                    self._gap_peak = max(self._gap_peak, float(p[k:j].max()))
+                if j == n:
+                    break
+                start = base + j
+                if self._pending is not None and self._merges(start):
+                    self._run_start = self._pending[0]
+                    self._run_peak = max(self._pending[2], self._gap_peak)
+                else:
+                    if self._pending is not None:
+                        self._finish(self._pending, out)
+                    self._run_start, self._run_peak = start, -math.inf
+                self._pending, self._gap_peak = None, -math.inf
+                self._on, k = True, j
+            else:
+                lows = np.flatnonzero(p[k:] < self.off)
+                j = k + int(lows[0]) if len(lows) else n
+                if j > k:
+                    self._run_peak = max(self._run_peak, float(p[k:j].max()))
+                if j == n:
+                    break
+                self._pending = (self._run_start, base + j, self._run_peak)
+                self._gap_peak = -math.inf
+                self._on, k = False, j
+        self.next_frame = base + n
+        if self._pending is not None and not self._on and not self._merges(self.next_frame):
+            self._finish(self._pending, out)   # no later run can start close enough to merge
+            self._pending = None
+        return out
+
+    def close(self) -> list[tuple[int, int, float]]:
+        """End of the curve: finish the open event (it ends at the last frame)."""
+        out: list[tuple[int, int, float]] = []
+        if self._on:
+            self._pending = (self._run_start, self.next_frame, self._run_peak)
+            self._on = False
+        if self._pending is not None:
+            self._finish(self._pending, out)
+            self._pending = None
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# The streaming detector
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    """One plop found by the streaming detector (times in seconds of audio).
+
+    ``emitted_at`` is the audio time when it was emitted (``emitted_at - start`` is the
+    latency in audio time).
+    """
+
+    start: float
+    end: float
+    probability: float
+    emitted_at: float
+
+
+def _predictor(detector) -> Callable[[np.ndarray], np.ndarray]:
+    """A fast ``windows → probabilities`` function for the detector.
+
+    For Keras on TensorFlow: a compiled ``tf.function`` with a fixed signature (one window in
+    about 8 ms instead of about 0.5 s for an eager call; the same numbers). Otherwise the
+    detector's own :meth:`predict_windows` (LiteRT: about 0.6 ms per window in int8).
+    """
+    if detector.backend == "keras":
+        try:
+            import keras
+            import tensorflow as tf
+
+            if keras.backend.backend() == "tensorflow":
+                model = detector.model
+                spec = tf.TensorSpec([None, WINDOW, N_MELS, 1], tf.float32)
+                fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+                return lambda x: fn(x).numpy()[..., 0] if len(x) else np.zeros((0, WINDOW), np.float32)
+        except ImportError:  # pragma: no cover - keras without TensorFlow
+            pass
+    return detector.predict_windows
+
+
+def measure_lookahead(predict: Callable[[np.ndarray], np.ndarray], *, probes: tuple[int, ...] = (60, 130),
+                      scales: tuple[float, ...] = (1.0, 3.0), seed: int = 0) -> int:
+    """A lower bound of the frames of future the model's output depends on, by experiment.
+
+    Runs random windows whole and with their end (from each probe frame on) set to zero; the
+    first frame whose output changes shows the lookahead. Only a lower bound: an output that
+    is saturated (or quantized, as in int8) may hide a dependence, which is why
+    :func:`model_lookahead` reads the architecture and uses this as a cross-check.
+
+    Examples
+    --------
+    >>> def causal(x):              # each frame's output: the mean of its frame and the next two
+    ...     m = x[..., 0].mean(axis=2)
+    ...     return (m + np.roll(m, -1, 1) + np.roll(m, -2, 1)) / 3
+    >>> measure_lookahead(causal)
+    2
+    >>> measure_lookahead(lambda x: np.repeat(x.mean(axis=(1, 2, 3))[:, None], WINDOW, 1))
+    130
+    """
+    rng = np.random.default_rng(seed)
+    lookahead = 0
+    for scale in scales:
+        x = (scale * rng.standard_normal((1, WINDOW, N_MELS, 1))).astype(np.float32)
+        full = np.asarray(predict(x))[0]
+        for m in probes:
+            cut = x.copy()
+            cut[0, m:] = 0.0
+            changed = np.flatnonzero(np.asarray(predict(cut))[0] != full)
+            first = int(changed[0]) if len(changed) else WINDOW
+            lookahead = max(lookahead, m - first)
+    return lookahead
+
+
+#: Layers whose output at a frame depends on that frame only (time axis 1 kept as is).
+_FRAMEWISE = {"InputLayer", "BatchNormalization", "ReLU", "LeakyReLU", "ELU", "Activation", "Dropout",
+              "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "Dense"}
+
+
+def architecture_lookahead(layers: list[dict]) -> int | None:
+    """Frames of future a Keras model's per-frame output depends on, from its layer configs.
+
+    Convolutions with ``"same"`` padding look ``ceil((k - 1) / 2) × dilation`` frames ahead
+    (summed over layers: an upper bound for any graph), ``"causal"`` ones none; pooling only
+    in frequency, forward recurrent layers and frame-wise layers add nothing. Anything else
+    (a backward or bidirectional RNN, pooling or strides in time, an unknown layer) → ``None``:
+    not causal, or not known to be.
+
+    Examples
+    --------
+    >>> conv = {"class_name": "Conv2D", "config": {"kernel_size": [3, 3], "padding": "same",
+    ...                                            "strides": [1, 1], "dilation_rate": [1, 1]}}
+    >>> gru = {"class_name": "GRU", "config": {"go_backwards": False}}
+    >>> architecture_lookahead([conv, conv, conv, gru])
+    3
+    >>> architecture_lookahead([conv, {"class_name": "Bidirectional", "config": {}}]) is None
+    True
+    """
+    total = 0
+    for layer in layers:
+        kind, cfg = layer.get("class_name", ""), layer.get("config", {}) or {}
+        if kind in _FRAMEWISE:
+            continue
+        if kind in ("Conv1D", "Conv2D"):
+            k = np.atleast_1d(cfg.get("kernel_size", 1))[0]
+            d = np.atleast_1d(cfg.get("dilation_rate", 1))[0]
+            stride = np.atleast_1d(cfg.get("strides", 1))[0]
+            if stride != 1 or cfg.get("data_format", "channels_last") != "channels_last":
+                return None
+            pad = cfg.get("padding", "valid")
+            if pad == "same":
+                total += int(math.ceil((int(k) - 1) / 2)) * int(d)
+            elif pad != "causal":
+                return None
+        elif kind in ("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D"):
+            pool = np.atleast_1d(cfg.get("pool_size", 1))[0]
+            stride = np.atleast_1d(cfg.get("strides") or cfg.get("pool_size", 1))[0]
+            if pool != 1 or stride != 1:
+                return None
+        elif kind in ("GRU", "LSTM", "SimpleRNN"):
+            if cfg.get("go_backwards", False):
+                return None
+        elif kind == "Reshape":
+            if list(cfg.get("target_shape", []))[:1] != [WINDOW]:
+                return None
+        else:
+            return None
+    return total
+
+
+def model_lookahead(detector, *, predict: Callable[[np.ndarray], np.ndarray] | None = None,
+                    max_lookahead: int = STEP // 2) -> int | None:
+    """Frames of lookahead for early frames, or None (run complete windows only).
+
+    Read from the Keras architecture (of the detector's Keras model, or of ``model.keras``
+    in its folder for a LiteRT model, without loading TensorFlow), and checked by
+    :func:`measure_lookahead` when ``predict`` is given (the larger of the two is used). A
+    model that is not known to be causal, or looks further than ``max_lookahead``, gets None.
+    """
+    layers = None
+    if detector.backend == "keras" and hasattr(detector.model, "get_config"):
+        with contextlib.suppress(Exception):
+            layers = detector.model.get_config().get("layers")
+    elif detector.path is not None and (Path(detector.path) / "model.keras").exists():
+        import json
+        import zipfile
+
+        with contextlib.suppress(Exception), zipfile.ZipFile(Path(detector.path) / "model.keras") as z:
+            layers = json.loads(z.read("config.json"))["config"]["layers"]
+    arch = architecture_lookahead(layers) if layers else None
+    if arch is None:
+        return None
+    seen = measure_lookahead(predict) if predict is not None else 0
+    lookahead = max(arch, seen)
+    return lookahead if lookahead <= max_lookahead else None
+
+
+class StreamingDetector:
+    """Plop events from a stream of audio blocks, equal to offline detection.
+
+    Parameters
+    ----------
+    detector
+        A :class:`helpers.models.Detector`; default: ``Detector.load(model, backend=backend)``
+        (``backend="auto"``: the LiteRT int8 model when the folder has one, else Keras).
+    model, backend
+        Passed to :meth:`Detector.load <helpers.models.Detector.load>` when ``detector`` is None.
+    update_s
+        Run the model at most this often (seconds of audio) on a live stream; each run
+        makes the frames up to the newest minus the model's lookahead final. Larger blocks
+        simply run once per block.
+    keep_events
+        Keep every event (compactly: three float arrays) for :meth:`events` — needed for the
+        labels of a whole session, not for listening.
+    on_event
+        Called with each :class:`Event` as soon as it is final.
+
+    Feed mono float32 blocks at 16 kHz of any size to :meth:`process`; call :meth:`flush`
+    at the end. Memory is bounded: a ring of frames, the front end's last samples and the
+    event tracker's few numbers.
+
+    Examples
+    --------
+    >>> from helpers.synth import synthesize_recording               # doctest: +SKIP
+    >>> y = synthesize_recording(seed=1, duration_s=20, sr=16000).audio  # doctest: +SKIP
+    >>> det = StreamingDetector()                                     # doctest: +SKIP
+    >>> live = [e for i in range(0, len(y), 1600) for e in det.process(y[i:i + 1600])]  # doctest: +SKIP
+    >>> live += det.flush()                                           # doctest: +SKIP
+    >>> len(live) == len(det.detector.detect(y))                      # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, detector=None, *, model: str | os.PathLike | None = None, backend: str = "auto",
+                 update_s: float = UPDATE_S, keep_events: bool = False,
+                 on_event: Callable[[Event], Any] | None = None):
+        if detector is None:
+            from helpers.models import Detector
+
+            detector = Detector.load(model, backend=backend)
+        if not update_s > 0:
+            raise ValueError(f"update_s must be > 0 seconds, got {update_s!r}")
+        self.detector = detector
+        self.backend = detector.backend
+        # at least one run per STEP (1 s): the cost of offline detection, and a bounded ring
+        self.update_frames = min(STEP, max(1, int(round(update_s / HOP_S))))
+        self.on_event = on_event
+        self.keep_events = keep_events
+        self._predict = _predictor(detector)
+        t0 = time.perf_counter()
+        self.lookahead = model_lookahead(detector, predict=self._predict)  # also warms up
+        self.warmup_s = time.perf_counter() - t0
+        self._frontend = Frontend(kind=detector.config.frontend)
+        self._ring = FrameRing(_RING_FRAMES, N_MELS)
+        self._tracker = EventTracker(hop_s=HOP_S, **detector.config.postprocess)
+        self._next = 0            # first frame whose probability has not been computed
+        self._samples = 0
+        self._flushed = False
+        self._kept = (array("d"), array("d"), array("d"))
+        self.n_events = 0
+        self.windows_run = 0
+        self.model_seconds = 0.0
+        self.frontend_seconds = 0.0
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def time_s(self) -> float:
+        """Audio received so far, in seconds."""
+        return self._samples / SR
+
+    @property
+    def settled_s(self) -> float:
+        """Every event that starts before this time (s) has been emitted."""
+        if self._flushed:
+            return math.inf
+        return self._tracker.settled_frame * HOP_S
+
+    @property
+    def frames_final(self) -> int:
+        """Frames whose probability is final."""
+        return self._next
+
+    def events(self) -> pd.DataFrame:
+        """Every event so far (``keep_events=True``), like :meth:`Detector.detect`."""
+        if not self.keep_events:
+            raise ValueError("create the StreamingDetector with keep_events=True to keep the events")
+        starts, ends, probs = (np.frombuffer(a, dtype=np.float64) if len(a) else np.zeros(0)
+                               for a in self._kept)
+        return pd.DataFrame({"start": starts.copy(), "end": ends.copy(),
+                             "label": pd.Series([PLOP_LABEL] * len(starts), dtype=str),
+                             "probability": probs.copy()})
+
+    # -- feeding ----------------------------------------------------------------------
+    def process(self, block: np.ndarray) -> list[Event]:
+        """Feed a block of mono float32 audio at 16 kHz; returns the events now final."""
+        if self._flushed:
+            raise RuntimeError("this stream was flushed; make a new StreamingDetector")
+        y = np.asarray(block, dtype=np.float32).reshape(-1)
+        out: list[Event] = []
+        piece = _PIECE_FRAMES * HOP
+        for i in range(0, len(y), piece):
+            part = y[i:i + piece]
+            self._samples += len(part)
+            t0 = time.perf_counter()
+            frames = self._frontend.process(part)
+            self.frontend_seconds += time.perf_counter() - t0
+            self._append(frames)
+            out += self._advance(final=False)
+        return out
+
+    def flush(self) -> list[Event]:
+        """End of the stream: the last frames, padded like offline, and the open events."""
+        if self._flushed:
+            return []
+        t0 = time.perf_counter()
+        frames = self._frontend.flush()
+        self.frontend_seconds += time.perf_counter() - t0
+        self._append(frames)
+        out = self._advance(final=True)
+        out += self._emit(self._tracker.close())
+        self._flushed = True
+        return out
+
+    def _append(self, frames: np.ndarray) -> None:
+        if len(frames):
+            t0 = time.perf_counter()
+            self._ring.append(self.detector.normalize(frames).astype(np.float32))
+            self.frontend_seconds += time.perf_counter() - t0
+
+    def _target(self, final: bool) -> int:
+        m = self._ring.stop
+        if final:
+            return m
+        if self.lookahead is not None:
+            return m - self.lookahead
+        return STEP * (m // STEP) if m >= WINDOW else 0   # complete windows only
+
+    def _advance(self, *, final: bool) -> list[Event]:
+        target = self._target(final)
+        if target <= self._next or (not final and target - self._next < self.update_frames):
+            return []
+        m = self._ring.stop
+        parts = []   # (window start, first frame, end frame)
+        e = self._next
+        while e < target:
+            s = window_start_for(e)
+            hi = min(s + WINDOW, target)
+            parts.append((s, e, hi))
+            e = hi
+        x = np.stack([self._ring.get(s, min(s + WINDOW, m), pad_to=WINDOW) for s, _, _ in parts])
+        t0 = time.perf_counter()
+        probs = np.asarray(self._predict(x[..., None]), dtype=np.float32)
+        self.model_seconds += time.perf_counter() - t0
+        self.windows_run += len(parts)
+        curve = np.concatenate([probs[k, lo - s:hi - s] for k, (s, lo, hi) in enumerate(parts)])
+        self._next = target
+        self._ring.discard(window_start_for(self._next))
+        return self._emit(self._tracker.push(curve))
+
+    def _emit(self, found: list[tuple[int, int, float]]) -> list[Event]:
+        events = []
+        for start, end, peak in found:
+            ev = Event(start * HOP_S, end * HOP_S, peak, self.time_s)
+            events.append(ev)
+            self.n_events += 1
+            if self.keep_events:
+                for arr, v in zip(self._kept, (ev.start, ev.end, ev.probability)):
+                    arr.append(v)
+            if self.on_event is not None:
+                self.on_event(ev)
+        return events
+
+
+# ---------------------------------------------------------------------------------------
+# Rolling BPM
+# ---------------------------------------------------------------------------------------
+class RollingBPM:
+    """The BPM of the last ``window_s`` seconds, every ``every_s`` seconds.
+
+    Add onsets as they come (:meth:`add`); :meth:`at` gives
+    :func:`helpers.events.bpm_from_events` of the onsets in ``[t − window_s, t)`` (``[0, t)``
+    while ``t < window_s``) with ``duration_s`` the window's length. Queries must not go
+    back in time: older onsets are forgotten.
+
+    Examples
+    --------
+    >>> r = RollingBPM(window_s=300, every_s=60)
+    >>> for t in np.arange(0, 400, 2.0):
+    ...     r.add(float(t))
+    >>> r.next_report, r.at(360.0)["bpm"], r.at(360.0)["n_events"]
+    (60.0, 30.0, 150)
+    """
+
+    def __init__(self, *, window_s: float = 300.0, every_s: float = 60.0, confidence: float = 0.95):
+        if not (window_s > 0 and every_s > 0):
+            raise ValueError(f"window_s and every_s must be > 0, got {window_s!r}, {every_s!r}")
+        self.window_s = float(window_s)
+        self.every_s = float(every_s)
+        self.confidence = confidence
+        self.next_report = self.every_s
+        self._onsets: deque[float] = deque()
+        self._k = 1
+
+    def add(self, onset_s: float) -> None:
+        self._onsets.append(float(onset_s))
+
+    def at(self, t: float) -> dict:
+        """BPM (``bpm``, ``low``, ``high``, ``n_events``, ...) of the window ending at ``t``."""
+        from helpers.events import bpm_from_events
+
+        lo = max(0.0, t - self.window_s)
+        while self._onsets and self._onsets[0] < lo:
+            self._onsets.popleft()
+        chunk = [o for o in self._onsets if o < t]
+        r = bpm_from_events(np.asarray(chunk, dtype=float), duration_s=t - lo,
+                            confidence=self.confidence)
+        r.update(time_s=float(t), window_s=float(t - lo))
+        return r
+
+    def advance(self) -> float:
+        """Move to the next report time and return the one just due."""
+        t = self.next_report
+        self._k += 1
+        self.next_report = self._k * self.every_s
+        return t
+
+
+# ---------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------
+class _Converter:
+    """Interleaved samples at ``rate`` with ``channels`` → mono float32 at 16 kHz, streaming.
+
+    The channels are averaged like :func:`helpers.audio.to_mono`, and the rate changed with
+    ``soxr.ResampleStream`` (HQ), which gives the same samples as resampling the whole signal
+    at once. ``max_s`` stops after that many seconds of input.
+    """
+
+    def __init__(self, rate: float, channels: int, *, max_s: float | None = None):
+        if not rate > 0:
+            raise ValueError(f"the sample rate must be positive, got {rate!r}")
+        if channels < 1:
+            raise ValueError(f"need at least one channel, got {channels!r}")
+        self.rate, self.channels = float(rate), int(channels)
+        self._left = None if max_s is None else int(round(max_s * rate))
+        self.frames_in = 0
+        self._soxr = None
+        if self.rate != SR:
+            import soxr
+
+            self._soxr = soxr.ResampleStream(self.rate, SR, 1, dtype="float32", quality="HQ")
+
+    @property
+    def exhausted(self) -> bool:
+        return self._left is not None and self._left <= 0
+
+    def feed(self, frames: np.ndarray) -> np.ndarray:
+        """``frames``: float32 of shape (n, channels) or (n,)."""
+        x = np.asarray(frames, dtype=np.float32)
+        if x.ndim == 1:
+            x = x.reshape(-1, self.channels)
+        if self._left is not None:
+            x = x[:max(self._left, 0)]
+            self._left -= len(x)
+        self.frames_in += len(x)
+        y = x[:, 0] if self.channels == 1 else x.mean(axis=1, dtype=np.float64).astype(np.float32)
+        y = np.ascontiguousarray(y)
+        return self._soxr.resample_chunk(y) if self._soxr is not None else y
+
+    def finish(self) -> np.ndarray:
+        if self._soxr is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._soxr.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+class _Source:
+    """What every source has: ``name``, ``description``, ``live``, ``end_reason``, ``overflows``."""
+
+    name = "stream"
+    description = ""
+    live = False
+    overflows = 0
+    end_reason = ""
+    wall_clock = False
+
+    def __iter__(self) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class FileSource(_Source):
+    """An audio file as blocks of float32 mono 16 kHz audio.
+
+    ``realtime=True`` paces the blocks at the speed of the audio (as if live); otherwise they
+    come as fast as they are asked for. Files that soundfile reads (wav, flac, ogg, mp3…) are
+    read block by block; others (m4a, opus…) are decoded whole with
+    :func:`helpers.audio.load_audio` first. The samples are those of ``load_audio(path)``.
+
+    Examples
+    --------
+    >>> import tempfile, soundfile as sf
+    >>> path = Path(tempfile.mkdtemp()) / "tone.wav"
+    >>> sf.write(path, np.zeros(44100), 44100)
+    >>> sum(len(b) for b in FileSource(path, block_s=0.25))
+    16000
+    """
+
+    def __init__(self, path: str | os.PathLike, *, block_s: float = FAST_BLOCK_S, realtime: bool = False,
+                 max_s: float | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such file; give the path of an audio file")
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a folder; --file needs one audio file")
+        self.block_s = float(block_s)
+        self.realtime = realtime
+        self.live = realtime
+        self.max_s = max_s
+        self.name = self.path.stem
+        self.description = f"file {self.path.name}" + (" (real time)" if realtime else "")
+
+    def _raw_blocks(self) -> Iterator[tuple[np.ndarray, float, int]]:
+        import soundfile as sf
+
+        try:
+            f = sf.SoundFile(str(self.path))
+        except Exception:
+            from helpers.audio import load_audio
+
+            y = load_audio(self.path)
+            n = max(1, int(self.block_s * SR))
+            for i in range(0, len(y), n):
+                yield y[i:i + n], SR, 1
+            return
+        with f:
+            n = max(1, int(round(self.block_s * f.samplerate)))
+            while True:
+                block = f.read(n, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    return
+                yield block, f.samplerate, f.channels
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        conv = None
+        t0 = time.monotonic()
+        out = 0
+        for block, rate, channels in self._raw_blocks():
+            if conv is None:
+                conv = _Converter(rate, channels, max_s=self.max_s)
+            y = conv.feed(block)
+            if len(y):
+                out += len(y)
+                if self.realtime:
+                    _sleep_until(t0 + out / SR)
+                yield y
+            if conv.exhausted:
+                break
+        if conv is not None:
+            y = conv.finish()
+            if len(y):
+                yield y
+        self.end_reason = "duration reached" if conv is not None and conv.exhausted else "end of file"
+
+
+def _sleep_until(t: float) -> None:
+    while True:
+        left = t - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))
+
+
+class RawSource(_Source):
+    """Raw 16-bit little-endian PCM from a binary stream (default: stdin).
+
+    ``arecord -D plughw:1 -f S16_LE -r 48000 -c 1 -t raw | python -m helpers listen --stdin --rate 48000``
+
+    Examples
+    --------
+    >>> import io
+    >>> pcm = (np.ones(32000) * 1000).astype("<i2").tobytes()
+    >>> blocks = list(RawSource(io.BytesIO(pcm), rate=16000))
+    >>> len(blocks), sum(map(len, blocks)), round(float(blocks[0][0]), 4)
+    (20, 32000, 0.0305)
+    """
+
+    def __init__(self, stream: IO[bytes] | None = None, *, rate: float = SR, channels: int = 1,
+                 block_s: float = LIVE_BLOCK_S, max_s: float | None = None, name: str = "stdin"):
+        self.stream = stream
+        self.rate, self.channels = float(rate), int(channels)
+        self.block_s = float(block_s)
+        self.max_s = max_s
+        self.live = True
+        self.name = name
+        self.description = f"raw 16-bit PCM on {name} at {self.rate:g} Hz, {self.channels} channel(s)"
+        _Converter(self.rate, self.channels)   # check the options now
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        stream = self.stream if self.stream is not None else sys.stdin.buffer
+        conv = _Converter(self.rate, self.channels, max_s=self.max_s)
+        frame_bytes = 2 * self.channels
+        n = max(1, int(round(self.block_s * self.rate))) * frame_bytes
+        rest = b""
+        while not conv.exhausted:
+            data = stream.read(n)
+            if not data:
+                break
+            data = rest + data
+            usable = len(data) - len(data) % frame_bytes
+            rest = data[usable:]
+            if usable:
+                x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+                y = conv.feed(x.reshape(-1, self.channels))
+                if len(y):
+                    yield y
+        y = conv.finish()
+        if len(y):
+            yield y
+        self.end_reason = "duration reached" if conv.exhausted else f"end of {self.name}"
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C libraries' chatter on stderr (ALSA and JACK probing devices)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):   # no real stderr (e.g. some notebook front ends)
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _pyaudio():
+    try:
+        import pyaudio
+    except ImportError as e:  # pragma: no cover - PyAudio is in requirements.txt
+        raise OSError("PyAudio is not installed: install portaudio19-dev (apt) and then "
+                      "`pip install PyAudio`") from e
+    with _quiet_stderr():
+        return pyaudio, pyaudio.PyAudio()
+
+
+def _input_devices(pa) -> list[dict]:
+    try:
+        default = pa.get_default_input_device_info()["index"]
+    except OSError:
+        default = None
+    out = []
+    for i in range(pa.get_device_count()):
+        info = pa.get_device_info_by_index(i)
+        if info.get("maxInputChannels", 0) > 0:
+            api = pa.get_host_api_info_by_index(info["hostApi"])["name"]
+            out.append({"index": i, "name": info["name"], "host_api": api,
+                        "channels": int(info["maxInputChannels"]),
+                        "rate": float(info["defaultSampleRate"]), "default": i == default})
+    return out
+
+
+def list_devices() -> list[dict]:
+    """The audio input devices PortAudio sees: ``index``, ``name``, ``host_api``,
+    ``channels`` (max input channels), ``rate`` (default sample rate), ``default``.
+
+    Examples
+    --------
+    >>> for d in list_devices():                      # doctest: +SKIP
+    ...     print(d["index"], d["name"], d["rate"])
+    0 USB PnP Sound Device: Audio (hw:1,0) 48000.0
+    """
+    _, pa = _pyaudio()
+    try:
+        with _quiet_stderr():
+            return _input_devices(pa)
+    finally:
+        pa.terminate()
+
+
+def _find_device(devices: list[dict], device: int | str | None) -> dict:
+    shown = "; ".join(f"{d['index']}: {d['name']}" for d in devices) or "none"
+    if not devices:
+        raise OSError("no audio input device found (PortAudio sees none). Plug in a microphone, "
+                      "check `arecord -l`, or use --file / --stdin")
+    if device is None:
+        for d in devices:
+            if d["default"]:
+                return d
+        return devices[0]
+    if isinstance(device, int) or str(device).strip().isdigit():
+        idx = int(device)
+        for d in devices:
+            if d["index"] == idx:
+                return d
+        raise ValueError(f"no input device with index {idx}; input devices: {shown}")
+    exact = [d for d in devices if d["name"] == device]
+    if exact:
+        return exact[0]
+    near = [d for d in devices if str(device).lower() in d["name"].lower()]
+    if len(near) == 1:
+        return near[0]
+    if not near:
+        raise ValueError(f"no input device named like {device!r}; input devices: {shown}")
+    raise ValueError(f"{device!r} matches several input devices ({'; '.join(d['name'] for d in near)}); "
+                     "give its index or more of its name")
+
+
+class Microphone(_Source):
+    """A PyAudio input device as blocks of float32 mono 16 kHz audio.
+
+    The device is opened at its own default sample rate (or ``rate``), 16-bit, one channel
+    (two, averaged, when it has no mono mode), and read in callback mode: PortAudio's thread
+    puts each block in a queue of ``queue_s`` seconds that this iterator empties. An input
+    overflow (PortAudio's flag, or a full queue when the listener falls behind) is counted in
+    :attr:`overflows` and listening goes on. The iteration ends cleanly when the device stops
+    delivering audio for ``stall_s`` seconds or its stream stops (a vanished device), with
+    the reason in :attr:`end_reason`.
+
+    Examples
+    --------
+    >>> with Microphone("USB") as mic:          # doctest: +SKIP
+    ...     for block in mic:
+    ...         ...
+    """
+
+    def __init__(self, device: int | str | None = None, *, rate: float | None = None,
+                 block_s: float = LIVE_BLOCK_S, max_s: float | None = None, queue_s: float = 10.0,
+                 stall_s: float = 5.0):
+        self.device, self.rate, self.block_s, self.max_s = device, rate, float(block_s), max_s
+        self.queue_s, self.stall_s = float(queue_s), float(stall_s)
+        self.live = True
+        self.wall_clock = True
+        self.overflows = 0
+        self.dropped_blocks = 0
+        self.vanished = False
+        self.stuck = False
+        self._done = False
+        self._pa = self._stream = None
+        self._queue: queue.Queue = queue.Queue(maxsize=max(2, int(math.ceil(self.queue_s / self.block_s))))
+        self.info: dict = {}
+        self.name = "mic"
+        self.description = "microphone"
+
+    # PortAudio's thread: never raise, never wait long
+    def _callback(self, in_data, frame_count, time_info, status):
+        if self._done:
+            return (None, self._pyaudio.paComplete)
+        if status & self._pyaudio.paInputOverflow:
+            self.overflows += 1
+        try:
+            self._queue.put(in_data, timeout=1.0)
+        except queue.Full:
+            self.overflows += 1
+            self.dropped_blocks += 1
+        return (None, self._pyaudio.paContinue)
+
+    def open(self) -> "Microphone":
+        self._pyaudio, self._pa = _pyaudio()
+        try:
+            with _quiet_stderr():
+                devices = _input_devices(self._pa)
+            d = _find_device(devices, self.device)
+            self.info = d
+            rates = [self.rate] if self.rate else list(dict.fromkeys([d["rate"], 48000.0, 44100.0, float(SR)]))
+            tried = []
+            for channels in sorted({1, min(2, d["channels"])}):
+                for rate in rates:
+                    try:
+                        with _quiet_stderr():
+                            self._stream = self._pa.open(
+                                format=self._pyaudio.paInt16, channels=channels, rate=int(rate), input=True,
+                                input_device_index=d["index"], stream_callback=self._callback,
+                                frames_per_buffer=max(1, int(round(self.block_s * rate))), start=False)
+                        self.channels, self.device_rate = channels, float(rate)
+                        break
+                    except (OSError, ValueError) as e:
+                        tried.append(f"{channels} ch at {rate:g} Hz: {e}")
+                if self._stream is not None:
+                    break
+            if self._stream is None:
+                raise OSError(f"could not open input device {d['index']} ({d['name']}): " + "; ".join(tried))
+            self.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", d["name"]).strip("_") or "mic"
+            self.description = (f"device {d['index']} ({d['name']}) at {self.device_rate:g} Hz, "
+                                f"{self.channels} channel(s)")
+            self._stream.start_stream()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __enter__(self) -> "Microphone":
+        return self.open() if self._stream is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        stream, pa = self._stream, self._pa
+        self._stream = self._pa = None
+        # unblock a callback waiting on a full queue, then stop
+        with contextlib.suppress(Exception):
+            while True:
+                self._queue.get_nowait()
+        if stream is not None and not self.vanished:
+            with contextlib.suppress(Exception):
+                stream.stop_stream()
+            with contextlib.suppress(Exception):
+                stream.close()
+        elif stream is not None:
+            # A device that stopped delivering may leave PortAudio's thread stuck inside the
+            # driver, and closing would wait for it for ever: close from a helper thread and
+            # give up after two seconds (the process can still exit).
+            closer = threading.Thread(target=lambda: (stream.close(), pa.terminate()), daemon=True)
+            closer.start()
+            closer.join(2.0)
+            self.stuck = closer.is_alive()
+            return
+        if pa is not None:
+            with contextlib.suppress(Exception):
+                pa.terminate()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._stream is None:
+            self.open()
+        conv = _Converter(self.device_rate, self.channels, max_s=self.max_s)
+        last = time.monotonic()
+        while not conv.exhausted:
+            try:
+                data = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                try:
+                    active = self._stream is not None and self._stream.is_active()
+                except Exception:
+                    active = False
+                if not active:
+                    self.end_reason, self.vanished = "the input device stopped (unplugged?)", True
+                    break
+                if time.monotonic() - last > self.stall_s:
+                    self.end_reason = f"no audio from the input device for {self.stall_s:g} s (unplugged?)"
+                    self.vanished = True
+                    break
+                continue
+            last = time.monotonic()
+            x = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+            y = conv.feed(x.reshape(-1, self.channels))
+            if len(y):
+                yield y
+        else:
+            self.end_reason = "duration reached"
+        self._done = True   # PortAudio's thread stops queueing (and counting overflows)
+        y = conv.finish()
+        if len(y):
+            yield y
+
+
+# ---------------------------------------------------------------------------------------
+# A listening session: console, CSV log, labels, Brewfather
+# ---------------------------------------------------------------------------------------
+LOG_COLUMNS = ("session", "kind", "time_s", "start_s", "end_s", "probability", "bpm", "low", "high",
+               "n_events", "status", "detail", "wall_time")
+
+
+def _clock(t: float) -> str:
+    """``h:mm:ss.ss`` of a time in seconds."""
+    if not math.isfinite(t):
+        return str(t)
+    h, rem = divmod(t, 3600)
+    m, s = divmod(rem, 60)
+    return f"{int(h)}:{int(m):02d}:{s:05.2f}"
+
+
+def _num(x: float, fmt: str = ".1f") -> str:
+    return format(x, fmt) if x is not None and math.isfinite(x) else "n/a"
+
+
+class _Log:
+    """The CSV log: one row per event and per report, appended, flushed and synced at once."""
+
+    def __init__(self, path: str | os.PathLike, session: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._f = open(self.path, "a", newline="", encoding="utf-8")
+        self._w = csv.writer(self._f)
+        self._lock = threading.Lock()
+        self.session = session
+        if new:
+            self._w.writerow(LOG_COLUMNS)
+            self._sync()
+
+    def _sync(self) -> None:
+        self._f.flush()
+        with contextlib.suppress(OSError):
+            os.fsync(self._f.fileno())
+
+    def row(self, kind: str, time_s: float, **values: Any) -> None:
+        def fmt(v):
+            if v is None:
+                return ""
+            if isinstance(v, float):
+                return "" if not math.isfinite(v) else repr(round(v, 6))
+            return str(v)
+
+        cells = [self.session, kind, fmt(round(float(time_s), 3))]
+        cells += [fmt(values.get(k)) for k in LOG_COLUMNS[3:-1]]
+        cells.append(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        with self._lock:
+            self._w.writerow(cells)
+            self._sync()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._f.close()
+
+
+def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
+                bpm_window_s: float = 300.0, report_every_s: float = 60.0, quiet: bool = False,
+                log: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
+                brewfather=None, brewfather_async: bool | None = None,
+                temperature: Callable[[], float | None] | None = None,
+                stop: threading.Event | None = None, stdout: IO[str] | None = None,
+                stderr: IO[str] | None = None, on_event: Callable[[Event], Any] | None = None,
+                on_report: Callable[[dict], Any] | None = None) -> dict:
+    """Listen to ``source`` until it ends, ``stop`` is set or Ctrl-C; returns a summary.
+
+    Prints a line per plop (audio time, probability; for a microphone also the wall-clock
+    time) and every ``report_every_s`` the BPM of the last ``bpm_window_s`` seconds with its
+    95 % interval (``quiet``: the BPM lines only). ``log``: a CSV that gets every event and
+    report at once (appended, flushed and synced, so a crash or power cut loses nothing).
+    ``out_dir``: the Audacity labels of the whole session, ``<source name>.txt``, written at
+    the end (``detector`` must keep its events). ``brewfather``: a
+    :class:`helpers.brewfather.BrewfatherStream` (with ``start=0.0``: audio time) that gets
+    the rolling BPM whenever a post is due; from a live source the posts go through a
+    worker thread so that the audio never waits for the network (``brewfather_async``).
+    ``temperature``: called at each post for a ``temp`` (°C) to send along, or None.
+
+    The summary (a dict) has ``reason``, ``audio_s``, ``wall_s``, ``events``, ``last_report``,
+    ``overflows``, ``labels``, ``brewfather`` and ``status`` (0; 1 when the device vanished).
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    stop = stop or threading.Event()
+    live = bool(getattr(source, "live", False))
+    wall = bool(getattr(source, "wall_clock", False))
+    started = datetime.now()
+    session = started.strftime("%Y-%m-%dT%H:%M:%S")
+    printer = threading.Lock()
+    if out_dir is not None and not detector.keep_events:
+        raise ValueError("out_dir needs a StreamingDetector(keep_events=True)")
+    logf = _Log(log, session) if log is not None else None
+    rolling = RollingBPM(window_s=bpm_window_s, every_s=report_every_s)
+    say = _Printer(stdout, printer)
+    last_report: dict | None = None
+    worker = None
+    if brewfather is not None and (live if brewfather_async is None else brewfather_async):
+        from concurrent.futures import ThreadPoolExecutor
+
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brewfather")
+    bf_next = brewfather.next_due() if brewfather is not None else None
+    if brewfather is not None and bf_next is None:
+        raise ValueError("give the BrewfatherStream start=0.0: the session runs on audio time")
+
+    if logf:
+        logf.row("start", 0.0, status="started", detail=getattr(source, "description", ""))
+
+    def event_line(ev: Event) -> None:
+        rolling.add(ev.start)
+        if logf:
+            logf.row("plop", ev.emitted_at, start_s=ev.start, end_s=ev.end, probability=ev.probability)
+        if not quiet:
+            stamp = datetime.now().strftime("%H:%M:%S  ") if wall else ""
+            say(f"{stamp}{_clock(ev.start)}  plop  p={ev.probability:.2f}")
+        if on_event is not None:
+            on_event(ev)
+
+    def post(bpm: dict, t: float) -> None:
+        comment = (f"{bpm['n_events']} plops in {bpm['window_s'] / 60:.0f} min; 95% CI "
+                   f"{_num(bpm['low'])}-{_num(bpm['high'])}")
+        temp = None
+        if temperature is not None:
+            try:
+                temp = temperature()
+            except (OSError, ValueError) as e:
+                say(f"temperature not read: {e}", err=stderr)
+        try:
+            rep = brewfather.submit(bpm["bpm"], now=t, comment=comment, temp=temp)
+        except Exception as e:   # a bug or bad value must not stop the listener
+            say(f"Brewfather: report at {_clock(t)} not made ({type(e).__name__}: {e})", err=stderr)
+            return
+        if rep.status == "sent":
+            msg = f"Brewfather: sent bpm {bpm['bpm']:.1f} at {_clock(t)} (HTTP {rep.http_status}" + (
+                f", with {rep.merged} earlier report(s))" if rep.merged else ")")
+        elif rep.status == "failed":
+            msg = (f"Brewfather: report at {_clock(t)} failed after {rep.attempts} attempt(s), kept "
+                   f"for the next post: {rep.error}")
+        else:
+            msg = f"Brewfather: report at {_clock(t)} skipped (not due)"
+        say(msg, err=stderr if rep.status != "sent" or quiet else None)
+        if logf:
+            logf.row("brewfather", t, bpm=bpm["bpm"], status=rep.status,
+                     detail=rep.error or f"HTTP {rep.http_status}")
+
+    def reports(settled: float) -> None:
+        nonlocal last_report, bf_next
+        while True:
+            t = min(rolling.next_report, bf_next if bf_next is not None else math.inf)
+            if t > settled:
+                return
+            r = rolling.at(t)
+            if t == rolling.next_report:
+                rolling.advance()
+                last_report = r
+                stamp = datetime.now().strftime("%H:%M:%S  ") if wall else ""
+                say(f"{stamp}{_clock(t)}  BPM {_num(r['bpm'])}  (95% CI {_num(r['low'])}–{_num(r['high'])}, "
+                    f"{r['n_events']} plops in the last {r['window_s']:.0f} s)")
+                if logf:
+                    logf.row("bpm", t, bpm=r["bpm"], low=r["low"], high=r["high"], n_events=r["n_events"])
+                if on_report is not None:
+                    on_report(r)
+            if bf_next is not None and t == bf_next:
+                bf_next = t + brewfather.interval_s
+                if worker is not None:
+                    worker.submit(post, r, t)
+                else:
+                    post(r, t)
+
+    previous = detector.on_event
+    detector.on_event = event_line
+    reason, status = "", 0
+    t_wall = time.perf_counter()
+    cpu0 = time.process_time()
+    try:
+        try:
+            for block in source:
+                detector.process(block)
+                reports(detector.settled_s)
+                if stop.is_set():
+                    reason = getattr(stop, "reason", "") or "stopped"
+                    break
+            else:
+                reason = getattr(source, "end_reason", "") or "end of stream"
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C)"
+        finally:
+            with contextlib.suppress(Exception):
+                source.close()
+        if stop.is_set() and not reason.startswith(getattr(stop, "reason", "") or "stopped"):
+            reason = getattr(stop, "reason", "") or "stopped"
+        if getattr(source, "vanished", False):
+            status = 1
+        try:
+            detector.flush()
+        except Exception as e:  # e.g. interrupted in the middle of a block
+            reason += f" (the last frames could not be processed: {type(e).__name__}: {e})"
+        end = detector.time_s
+        reports(end)   # every report due up to the end (the stream is settled now)
+        final = rolling.at(end) if end > 0 else None
+    finally:
+        detector.on_event = previous
+        if worker is not None:
+            worker.shutdown(wait=True)
+    wall_s = time.perf_counter() - t_wall
+    cpu_s = time.process_time() - cpu0
+    labels_path = None
+    if out_dir is not None:
+        from helpers.labels import write_labels
+
+        name = getattr(source, "name", "stream")
+        if getattr(source, "live", False) and not isinstance(source, FileSource):
+            name = f"{name}-{started.strftime('%Y%m%d-%H%M%S')}"
+        labels_path = write_labels(detector.events(), Path(out_dir) / f"{name}.txt")
+    summary = {"reason": reason, "status": status, "audio_s": detector.time_s, "wall_s": wall_s,
+               "cpu_s": cpu_s, "events": detector.n_events, "last_report": last_report,
+               "final": final, "overflows": int(getattr(source, "overflows", 0)),
+               "labels": str(labels_path) if labels_path else None,
+               "log": str(log) if log is not None else None,
+               "brewfather": brewfather.summary() if brewfather is not None else None,
+               "windows_run": detector.windows_run, "model_s": detector.model_seconds}
+    if logf:
+        logf.row("end", detector.time_s, n_events=detector.n_events,
+                 bpm=final["bpm"] if final else None, status=reason)
+        logf.close()
+    for line in _summary_lines(summary, source):
+        say(line, err=stderr)
+    return summary
+
+
+class _Printer:
+    def __init__(self, stdout: IO[str], lock: threading.Lock):
+        self.stdout, self.lock = stdout, lock
+
+    def __call__(self, line: str, *, err: IO[str] | None = None) -> None:
+        f = err or self.stdout
+        with self.lock:
+            print(line, file=f, flush=True)
+
+
+def _summary_lines(s: dict, source) -> list[str]:
+    speed = s["audio_s"] / s["wall_s"] if s["wall_s"] > 0 else math.inf
+    lines = [f"stopped: {s['reason']} after {_clock(s['audio_s'])} of audio "
+             f"({s['wall_s']:.1f} s, {speed:.0f}× real time, CPU {s['cpu_s']:.1f} s)",
+             f"plops: {s['events']}"]
+    f = s["final"]
+    if f:
+        lines[-1] += (f"; BPM over the last {f['window_s']:.0f} s: {_num(f['bpm'])} "
+                      f"(95% CI {_num(f['low'])}–{_num(f['high'])})")
+    if isinstance(source, Microphone) or s["overflows"]:
+        lines.append(f"input overflows: {s['overflows']}")
+    bf = s["brewfather"]
+    if bf:
+        lines.append(f"Brewfather ({bf['url']}): {bf['posts_sent']} sent, {bf['posts_failed']} failed, "
+                     f"{bf['pending']} pending" + (f"; last error: {bf['last_error']}" if bf["last_error"] else ""))
+    if s["labels"]:
+        lines.append(f"labels: {s['labels']}")
+    if s["log"]:
+        lines.append(f"log: {s['log']}")
+    return lines
+
+
+def read_temperature(path: str | os.PathLike) -> float:
+    r"""A temperature in °C from a text file: a plain number, or a 1-wire sensor's
+    ``w1_slave`` file (``… t=19437``, milli-degrees), e.g.
+    ``/sys/bus/w1/devices/28-*/w1_slave`` of a DS18B20 on a Raspberry Pi.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "w1_slave"
+    >>> _ = f.write_text("72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n")
+    >>> read_temperature(f)
+    23.125
+    """
+    text = Path(path).read_text().strip()
+    m = re.search(r"t=(-?\d+)\s*$", text)
+    if m:
+        if "YES" not in text.splitlines()[0]:
+            raise ValueError(f"{path}: the sensor's CRC check failed (no YES); reading skipped")
+        return int(m.group(1)) / 1000.0
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        raise ValueError(f"{path}: expected a temperature in °C (e.g. 19.5), found {text[:40]!r}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# The command line: python -m helpers listen
+# ---------------------------------------------------------------------------------------
+def _cmd_listen(args) -> int:
+    import signal
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.list_devices:
+        devices = list_devices()
+        if not devices:
+            print("no audio input devices found", file=sys.stderr)
+            return 1
+        for d in devices:
+            mark = " (default)" if d["default"] else ""
+            print(f"{d['index']:>3}  {d['name']}  [{d['host_api']}, {d['channels']} ch, "
+                  f"{d['rate']:g} Hz]{mark}")
+        return 0
+    chosen = [x for x in (args.device is not None, args.file is not None, args.stdin) if x]
+    if len(chosen) != 1:
+        print("error: give exactly one source: --device N|NAME, --file PATH or --stdin "
+              "(or --list-devices)", file=sys.stderr)
+        return 2
+    if args.realtime and args.file is None:
+        print("error: --realtime goes with --file", file=sys.stderr)
+        return 2
+
+    brew = None
+    url = args.brewfather_url or os.environ.get("BREWFATHER_URL") or None
+    if url:
+        from urllib.parse import urlsplit
+
+        from helpers.brewfather import MIN_INTERVAL_S, BrewfatherStream, redact
+
+        host = urlsplit(url.strip()).hostname or ""
+        brew = BrewfatherStream(url, name=args.brewfather_name, interval_s=args.brewfather_interval,
+                                min_interval_s=min(MIN_INTERVAL_S, args.brewfather_interval),
+                                start=0.0, timeout_s=args.brewfather_timeout,
+                                retries=args.brewfather_retries, backoff_s=args.brewfather_backoff)
+        if args.file is not None and not args.realtime and host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: --file without --realtime posts to {redact(url)} as fast as the file is "
+                  "read; Brewfather ignores posts less than 15 minutes apart", file=sys.stderr)
+
+    block = args.block
+    if args.file is not None:
+        source = FileSource(args.file, block_s=block or (LIVE_BLOCK_S if args.realtime else FAST_BLOCK_S),
+                            realtime=args.realtime, max_s=args.duration)
+    elif args.stdin:
+        source = RawSource(None, rate=args.rate, channels=args.channels, block_s=block or LIVE_BLOCK_S,
+                           max_s=args.duration)
+    else:
+        dev = int(args.device) if str(args.device).strip().isdigit() else args.device
+        source = Microphone(dev, rate=args.device_rate, block_s=block or LIVE_BLOCK_S, max_s=args.duration,
+                            stall_s=args.stall_timeout)
+
+    det = StreamingDetector(model=args.model, backend=args.backend, update_s=args.update,
+                            keep_events=args.out is not None)
+    if isinstance(source, Microphone):
+        source.open()
+    where = det.detector.path
+    print(f"listening to {source.description} with the {det.backend} model "
+          f"({where}); Ctrl-C ends", file=sys.stderr, flush=True)
+
+    stop = threading.Event()
+    handlers = {}
+
+    def on_signal(signum, frame):
+        if stop.is_set():   # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        stop.reason = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"{signal.Signals(signum).name} received"
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, on_signal)
+    try:
+        summary = run_session(source, detector=det, bpm_window_s=args.bpm_window,
+                              report_every_s=args.report_every, quiet=args.quiet, log=args.log,
+                              out_dir=args.out, brewfather=brew, stop=stop,
+                              temperature=(lambda: read_temperature(args.temp_file)) if args.temp_file else None)
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+    return summary["status"]
+
+
+def add_parser(sub) -> None:
+    """Register ``python -m helpers listen`` on an argparse subparsers object."""
+    import argparse
+
+    p = sub.add_parser(
+        "listen", help="detect plops live (microphone, file or stdin), rolling BPM, Brewfather",
+        description="Detect plops in a live stream and report the rolling BPM.\n\n"
+                    "Sources: a microphone (--device), a file (--file, as fast as possible or\n"
+                    "--realtime), raw 16-bit PCM on stdin (--stdin --rate SR, e.g. from arecord).\n"
+                    "Times are audio time. The session ends at the end of the file or stdin, on\n"
+                    "Ctrl-C, or when the device vanishes (exit status 1), with a summary.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  python -m helpers listen --list-devices\n"
+               "  python -m helpers listen --device USB --log brew.csv --out labels/\n"
+               "  python -m helpers listen --file brew1.flac --out labels/\n"
+               "  arecord -D plughw:1 -f S16_LE -r 48000 -c 1 -t raw | "
+               "python -m helpers listen --stdin --rate 48000\n")
+    src = p.add_argument_group("source (give one)")
+    src.add_argument("--device", default=None, metavar="N|NAME", help="input device index or (part of) its name")
+    src.add_argument("--file", type=Path, default=None, metavar="PATH", help="an audio file")
+    src.add_argument("--stdin", action="store_true", help="raw signed 16-bit little-endian PCM on stdin")
+    src.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
+    src.add_argument("--realtime", action="store_true", help="read --file at the speed of the audio")
+    src.add_argument("--rate", type=float, default=float(SR), metavar="SR", help="sample rate of --stdin in Hz (16000)")
+    src.add_argument("--channels", type=int, default=1, metavar="N", help="channels of --stdin, averaged (1)")
+    src.add_argument("--device-rate", type=float, default=None, metavar="SR",
+                     help="open the device at this rate (default: the device's own)")
+    src.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
+    src.add_argument("--block", type=float, default=None, metavar="S",
+                     help=f"block length (default {LIVE_BLOCK_S} s live, {FAST_BLOCK_S} s for a fast file)")
+    src.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
+                     help="a device silent for S seconds has vanished (5)")
+    det = p.add_argument_group("detector")
+    det.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    det.add_argument("--backend", default="auto", choices=["auto", "keras", "int8", "float"],
+                     help="auto (default): LiteRT int8 when exported, else Keras")
+    det.add_argument("--update", type=float, default=UPDATE_S, metavar="S",
+                     help=f"run the model every S seconds of audio: latency vs CPU ({UPDATE_S})")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--quiet", action="store_true", help="print the BPM reports only")
+    out.add_argument("--bpm-window", type=float, default=300.0, metavar="S", help="BPM of the last S seconds (300)")
+    out.add_argument("--report-every", type=float, default=60.0, metavar="S", help="print the BPM every S seconds (60)")
+    out.add_argument("--log", type=Path, default=None, metavar="CSV",
+                     help="append every event and report to this CSV (flushed at once)")
+    out.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="write the Audacity labels of the session to DIR at the end")
+    bf = p.add_argument_group("Brewfather")
+    bf.add_argument("--brewfather-url", default=None, metavar="URL",
+                    help="Custom Stream URL (or set $BREWFATHER_URL, which keeps it out of `ps`)")
+    bf.add_argument("--brewfather-name", default="airlock", metavar="NAME", help="device name in Brewfather (airlock)")
+    bf.add_argument("--temp-file", type=Path, default=None, metavar="PATH",
+                    help="send the temperature (°C) read from this file with each post: a number, "
+                         "or a 1-wire sensor's w1_slave")
+    bf.add_argument("--brewfather-interval", type=float, default=900.0, metavar="S",
+                    help="seconds between posts (900, Brewfather's limit; less only for a local test server)")
+    bf.add_argument("--brewfather-timeout", type=float, default=10.0, metavar="S", help="time-out per attempt (10)")
+    bf.add_argument("--brewfather-retries", type=int, default=3, metavar="N",
+                    help="retries after a time-out or 5xx (3)")
+    bf.add_argument("--brewfather-backoff", type=float, default=1.0, metavar="S",
+                    help="first retry delay, doubled each time (1)")
+    p.set_defaults(func=_cmd_listen)
+
+
+# ---------------------------------------------------------------------------------------
+# Figures for the notebook
+# ---------------------------------------------------------------------------------------
+def plot_windows(*, n_frames: int = 560, lookahead: int = 3, now: int = 452, ax=None):
+    """The windows of a stream: which window gives which frames, and what the ring holds.
+
+    Each bar is a model window of 200 frames; the thick part is the frames it gives (window
+    0: all of its own; later ones: their last 100). At frame ``now`` the ring buffer holds
+    the frames from the start of the window in use; frames up to ``now − lookahead`` are final.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2), layout="constrained")
+    starts = list(range(0, n_frames - WINDOW + STEP, STEP))
+    for k, s in enumerate(starts):
+        y = len(starts) - k
+        ax.barh(y, WINDOW, left=s, height=0.35, color="lightgray", edgecolor="gray")
+        lo = s if k == 0 else s + STEP
+        ax.barh(y, s + WINDOW - lo, left=lo, height=0.35, color="tab:blue")
+        ax.text(s - 5, y, f"window {k}", ha="right", va="center", fontsize=8)
+    final = now - lookahead
+    ring_lo = window_start_for(final)
+    ax.axvspan(ring_lo, now, color="tab:orange", alpha=0.15, label="ring buffer (frames kept)")
+    ax.axvline(now, color="tab:red", lw=1.5, label=f"newest frame ({now})")
+    ax.axvline(final, color="tab:green", lw=1.5, ls="--", label=f"final up to here (lookahead {lookahead})")
+    ax.set(xlabel="frame (10 ms each)", yticks=[], xlim=(-90, starts[-1] + WINDOW + 10),
+           title="windows of 200 frames every 100: blue = the frames each window gives")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
+
+
+def plot_bpm(reports: pd.DataFrame, *, truth: pd.DataFrame | None = None, ax=None, title: str | None = None):
+    """The rolling BPM (``time_s``, ``bpm``, ``low``, ``high``) with its interval, and an
+    optional reference curve (``time_s``, ``bpm``) drawn dashed."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3), layout="constrained")
+    t = reports["time_s"] / 60
+    ax.fill_between(t, reports["low"], reports["high"], color="tab:blue", alpha=0.2, label="95 % interval")
+    ax.plot(t, reports["bpm"], "o-", color="tab:blue", ms=3, label="live BPM")
+    if truth is not None:
+        ax.plot(truth["time_s"] / 60, truth["bpm"], "k--", lw=1, label="from the labels")
+    ax.set(xlabel="minutes", ylabel="bubbles per minute", title=title, ylim=(0, None))
+    ax.legend(loc="best", fontsize=8)
+    return ax

@@ -1,0 +1,450 @@
+"""Tests of helpers.stream: the streaming detector against offline detection, the sources,
+the rolling BPM, and ``python -m helpers listen`` with a real HTTP server as Brewfather.
+
+The PyAudio / ALSA / stdin pipelines run as real subprocesses in ``test_stream_alsa.py``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from helpers import stream
+from helpers.audio import load_audio
+from helpers.cli import main
+from helpers.config import SR
+from helpers.datasets import synthetic
+from helpers.events import bpm_from_events, bpm_over_time, probabilities_to_events
+from helpers.labels import read_labels
+from helpers.models import SHIPPED_MODEL, Detector
+from helpers.stream import (EventTracker, FileSource, FrameRing, RawSource, RollingBPM,
+                            StreamingDetector, architecture_lookahead, model_lookahead)
+
+HOP_S = 0.01
+#: The stream id of the fake Brewfather. No 5 consecutive characters of it may be printed.
+SECRET = "Hq7ZmX2vRk9TbW4c"
+
+
+def assert_no_secret(text: str) -> None:
+    for i in range(len(SECRET) - 4):
+        assert SECRET[i:i + 5] not in text, f"secret fragment {SECRET[i:i + 5]!r} leaked"
+
+
+def assert_same_events(got: pd.DataFrame, ref: pd.DataFrame, *, tol: float = HOP_S + 1e-9) -> None:
+    assert len(got) == len(ref), f"{len(got)} events streamed, {len(ref)} offline"
+    if len(ref):
+        assert np.abs(got["start"].to_numpy() - ref["start"].to_numpy()).max() <= tol
+        assert np.abs(got["end"].to_numpy() - ref["end"].to_numpy()).max() <= tol
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def detector():
+    """The shipped model as the command line loads it (LiteRT int8 when exported, else Keras)."""
+    return Detector.load()
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return synthetic(profile="quick", progress=False).set_index("recording")
+
+
+@pytest.fixture(scope="module")
+def busy(manifest):
+    """A real synthetic recording with many plops (an 8 kHz file, loaded at 16 kHz)."""
+    path = manifest["path"][manifest["n_plops"].idxmax()]
+    return Path(path), load_audio(path)
+
+
+@pytest.fixture(scope="module")
+def busy_ref(detector, busy):
+    """Its events by offline detection."""
+    return detector.detect(busy[1])
+
+
+# ----------------------------------------------------------------------------- parts
+def test_frame_ring_wraps_and_refuses_overflow():
+    ring = FrameRing(5, 2)
+    x = np.arange(16, dtype=np.float32).reshape(8, 2)
+    ring.append(x[:4])
+    ring.discard(3)
+    ring.append(x[4:8])   # wraps around the end of the array
+    assert (ring.start, ring.stop) == (3, 8)
+    np.testing.assert_array_equal(ring.get(3, 8), x[3:8])
+    with pytest.raises(OverflowError):
+        ring.append(x[:1])
+    with pytest.raises(IndexError):
+        ring.get(2, 4)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_event_tracker_equals_offline_postprocessing(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    # bursts of high probability on a noisy floor, with dips that test hysteresis and merging
+    prob = rng.uniform(0, 0.3, n)
+    for start in rng.integers(0, n, size=max(1, n // 60)):
+        prob[start:start + int(rng.integers(1, 40))] = rng.uniform(0.2, 1.0)
+    prob = np.clip(prob + rng.normal(0, 0.1, n), 0, 1)
+    on = float(rng.uniform(0.3, 0.8))
+    params = {"on": on, "off": float(rng.uniform(0.1, on)) if rng.random() < 0.7 else None,
+              "min_duration_s": float(rng.choice([0.0, 0.03, 0.05])),
+              "min_gap_s": float(rng.choice([0.0, 0.03, 0.08, 0.2]))}
+    ref = probabilities_to_events(prob, hop_s=HOP_S, **params)
+    tracker = EventTracker(hop_s=HOP_S, **params)
+    found, i = [], 0
+    while i < n:   # random chunk sizes, including single frames
+        k = int(rng.choice([1, 2, 7, 25, 100, 1000]))
+        found += tracker.push(prob[i:i + k])
+        i += k
+        # an event is only emitted once it can no longer change
+        assert tracker.settled_frame <= tracker.next_frame
+    found += tracker.close()
+    assert [(s, e) for s, e, _ in found] == [(round(a / HOP_S), round(b / HOP_S))
+                                            for a, b in zip(ref["start"], ref["end"])]
+    np.testing.assert_allclose([p for *_, p in found], ref["probability"], rtol=0, atol=1e-12)
+
+
+def test_rolling_bpm_equals_bpm_over_time():
+    rng = np.random.default_rng(3)
+    onsets = np.sort(rng.uniform(0, 1800, 700))
+    rolling = RollingBPM(window_s=300, every_s=60)
+    for t in onsets:
+        rolling.add(t)
+    curve = bpm_over_time(onsets, duration_s=1800, window_s=300, step_s=60)
+    got = []
+    while rolling.next_report <= 1800:
+        t = rolling.advance()
+        if t >= 300:
+            got.append(rolling.at(t))
+    assert [g["time_s"] for g in got] == curve["time_s"].tolist()
+    np.testing.assert_allclose([g["bpm"] for g in got], curve["bpm"])
+    np.testing.assert_allclose([g["low"] for g in got], curve["low"])
+    assert [g["n_events"] for g in got] == curve["n_events"].tolist()
+    # before a whole window: [0, t) with its own length
+    r = RollingBPM(window_s=300)
+    for t in onsets[onsets < 90]:
+        r.add(t)
+    assert r.at(90.0)["bpm"] == bpm_from_events(onsets[onsets < 90], duration_s=90.0)["bpm"]
+
+
+@pytest.mark.parametrize("recording", ["synth_001", "synth_004"])  # 16 kHz stereo, 48 kHz mono
+def test_file_source_gives_the_samples_of_load_audio(manifest, recording):
+    path = manifest["path"][recording]
+    whole = load_audio(path)
+    for block_s in (0.1, 1.3, 30.0):
+        blocks = list(FileSource(path, block_s=block_s))
+        assert max(len(b) for b in blocks) <= block_s * SR + 2000
+        np.testing.assert_array_equal(np.concatenate(blocks), whole)
+    limited = np.concatenate(list(FileSource(path, block_s=0.1, max_s=5.0)))
+    assert len(limited) == 5 * SR
+    np.testing.assert_allclose(limited[:4 * SR], whole[:4 * SR], atol=1e-4)
+
+
+def test_raw_source_reads_a_real_pipe_in_odd_pieces():
+    rng = np.random.default_rng(0)
+    pcm = (rng.standard_normal((44100 * 2, 2)) * 3000).astype("<i2")   # 2 s, stereo, 44.1 kHz
+    data = pcm.tobytes()
+    r, w = os.pipe()
+
+    def writer():
+        with os.fdopen(w, "wb", buffering=0) as f:
+            for i in range(0, len(data), 9999):   # pieces that split frames and samples
+                f.write(data[i:i + 9999])
+
+    threading.Thread(target=writer, daemon=True).start()
+    with os.fdopen(r, "rb") as f:
+        src = RawSource(f, rate=44100, channels=2)
+        got = np.concatenate(list(src))
+    assert src.end_reason == "end of stdin"
+    from helpers.audio import resample
+
+    mono = (pcm.astype(np.float32) / 32768).mean(axis=1, dtype=np.float64).astype(np.float32)
+    np.testing.assert_array_equal(got, resample(mono, 44100, SR))
+
+
+def test_the_shipped_model_looks_three_frames_ahead(detector):
+    assert model_lookahead(detector) == 3
+    bad = [{"class_name": "Bidirectional", "config": {}}]
+    assert architecture_lookahead(bad) is None
+    pooled = [{"class_name": "MaxPooling2D", "config": {"pool_size": [2, 2], "strides": [2, 2]}}]
+    assert architecture_lookahead(pooled) is None
+
+
+# ----------------------------------------------------------------------------- streaming = offline
+@pytest.mark.parametrize("block", [160, 1600, 16000])
+def test_streaming_gives_the_offline_events(detector, busy, busy_ref, block):
+    _, y = busy
+    ref = busy_ref
+    assert len(ref) >= 20
+    sd = StreamingDetector(detector, keep_events=True)
+    live, ring = [], 0
+    for i in range(0, len(y), block):
+        live += sd.process(y[i:i + block])
+        ring = max(ring, len(sd._ring))
+    before_flush = len(live)
+    live += sd.flush()
+    assert_same_events(sd.events(), ref)
+    assert [e.start for e in live] == sd.events()["start"].tolist()
+    assert before_flush >= len(ref) - 2        # events come out while streaming, not at the end
+    # memory: the ring holds the window in use and what the next update needs, no more
+    assert ring <= stream.WINDOW + stream.STEP + block // 160 + 1
+    assert len(sd._frontend._buf) < 1024
+    if block <= 1600:   # live-sized blocks: every plop is out within 1 s of audio
+        latency = np.array([e.emitted_at - e.start for e in live[:before_flush]])
+        assert latency.max() <= 1.0, latency.max()
+
+
+def test_complete_windows_only_for_a_model_not_known_to_be_causal(detector, busy, busy_ref):
+    _, y = busy
+    sd = StreamingDetector(detector)
+    sd.lookahead = None   # as for an unknown architecture
+    found = []
+    for i in range(0, len(y), 4000):
+        found += sd.process(y[i:i + 4000])
+    found += sd.flush()
+    got = pd.DataFrame({"start": [e.start for e in found], "end": [e.end for e in found]})
+    assert_same_events(got, busy_ref)
+    with pytest.raises(ValueError, match="keep_events"):
+        sd.events()
+
+
+@pytest.mark.parametrize("backend", ["keras", "int8"])
+def test_streaming_gives_the_offline_events_of_each_backend(busy, backend):
+    if backend != "keras" and not (SHIPPED_MODEL / f"model_{backend}.tflite").exists():
+        pytest.skip(f"the shipped model has no LiteRT export (model_{backend}.tflite)")
+    _, y = busy
+    det = Detector.load(backend=backend)
+    sd = StreamingDetector(det, keep_events=True)
+    assert sd.lookahead == 3   # read from model.keras, also for LiteRT
+    for i in range(0, len(y), 1600):
+        sd.process(y[i:i + 1600])
+    sd.flush()
+    assert_same_events(sd.events(), det.detect(y))
+
+
+# ----------------------------------------------------------------------------- the command line
+def test_listen_file_prints_logs_and_writes_the_offline_labels(busy, busy_ref, tmp_path, capsys):
+    path, _ = busy
+    log = tmp_path / "log.csv"
+    status = main(["listen", "--file", str(path), "--out", str(tmp_path / "out"), "--log", str(log),
+                   "--report-every", "5"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    ref = busy_ref
+    labels = read_labels(tmp_path / "out" / f"{path.stem}.txt")
+    assert_same_events(labels, ref, tol=HOP_S + 1e-5)
+    lines = out.splitlines()
+    assert sum(" plop " in line for line in lines) == len(ref)
+    bpm_lines = [line for line in lines if " BPM " in line]
+    assert len(bpm_lines) == 4                     # at 5, 10, 15 and 20 s
+    expected = bpm_from_events(ref[ref["start"] < 10.0], duration_s=10.0)["bpm"]
+    assert f"BPM {expected:.1f}" in bpm_lines[1]
+    assert "stopped: end of file" in err and f"plops: {len(ref)}" in err
+    rows = pd.read_csv(log)
+    assert rows["kind"].tolist().count("plop") == len(ref)
+    assert rows["kind"].tolist().count("bpm") == 4
+    assert rows["kind"].iloc[0] == "start" and rows["kind"].iloc[-1] == "end"
+    np.testing.assert_allclose(rows.loc[rows["kind"] == "plop", "start_s"], ref["start"], atol=HOP_S + 1e-5)
+
+    # appending: a second session adds to the same log, and --quiet prints only the BPM
+    assert main(["listen", "--file", str(path), "--log", str(log), "--quiet", "--report-every", "10"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.count(" plop ") == 0 and out.count(" BPM ") == 2
+    rows = pd.read_csv(log)
+    assert rows["session"].nunique() == 2 or len(rows) > 2 * len(ref)
+
+
+def test_listen_realtime_paces_the_file(tmp_path, capsys):
+    path = tmp_path / "short.wav"
+    sf.write(path, np.zeros(int(1.5 * SR), dtype=np.float32), SR)
+    t0 = time.monotonic()
+    assert main(["listen", "--file", str(path), "--realtime", "--quiet"]) == 0
+    assert time.monotonic() - t0 >= 1.4
+    assert "end of file after 0:00:01.50" in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_the_session_cleanly(long_file, tmp_path, capsys):
+    import signal
+
+    path, _ = long_file
+    done = threading.Event()
+
+    def press_ctrl_c():   # once the listener has taken over Ctrl-C, and a second later
+        while not done.is_set() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            time.sleep(0.05)
+        if not done.wait(1.0):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    try:
+        status = main(["listen", "--file", str(path), "--realtime", "--quiet", "--out", str(tmp_path)])
+    finally:
+        done.set()
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "stopped: interrupted (Ctrl-C) after 0:00:0" in err and "plops:" in err
+    assert (tmp_path / f"{path.stem}.txt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+
+
+def test_devices_are_found_by_index_or_name():
+    devices = [{"index": 0, "name": "HDA Intel PCH: ALC3246 Analog (hw:0,0)", "default": False},
+               {"index": 3, "name": "USB PnP Sound Device: Audio (hw:1,0)", "default": True},
+               {"index": 5, "name": "pulse", "default": False}]
+    assert stream._find_device(devices, None)["index"] == 3
+    assert stream._find_device(devices, "5")["index"] == 5
+    assert stream._find_device(devices, "usb")["index"] == 3
+    assert stream._find_device(devices, "pulse")["index"] == 5
+    with pytest.raises(ValueError, match="no input device named like 'webcam'.*3: USB"):
+        stream._find_device(devices, "webcam")
+    with pytest.raises(ValueError, match="several"):
+        stream._find_device(devices, "hw:")
+    with pytest.raises(OSError, match="no audio input device"):
+        stream._find_device([], None)
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "exactly one source"),
+    (["--file", "nope.wav", "--stdin"], "exactly one source"),
+    (["--stdin", "--realtime"], "--realtime goes with --file"),
+    (["--file", "/no/such/file.wav"], "no such file"),
+])
+def test_listen_reports_bad_arguments(args, message, capsys):
+    assert main(["listen", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- Brewfather
+class FakeBrewfather(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass   # a client that timed out and hung up
+
+
+@pytest.fixture
+def brewfather():
+    """A local Custom Stream endpoint: scripted answers (status, or ("hang", s)), then 200."""
+    state = {"script": deque(), "bodies": [], "paths": [], "release": threading.Event()}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            state["bodies"].append(body)
+            state["paths"].append(self.path)
+            action = state["script"].popleft() if state["script"] else 200
+            if isinstance(action, tuple):
+                state["release"].wait(action[1])
+                action = 200
+            try:
+                self.send_response(action)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    httpd = FakeBrewfather(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}/stream?id={SECRET}"
+    yield state
+    state["release"].set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def long_file(tmp_path_factory, busy):
+    """31 minutes of airlock (a real synthetic recording, repeated) as a 16 kHz WAV."""
+    _, y = busy
+    reps = int(np.ceil(31 * 60 * SR / len(y)))
+    audio = np.tile(y, reps)[:31 * 60 * SR]
+    path = tmp_path_factory.mktemp("long") / "brew31.wav"
+    sf.write(path, audio, SR, subtype="PCM_16")
+    return path, audio
+
+
+def offline_bpm(events: pd.DataFrame, t: float, window: float = 300.0) -> float:
+    lo = max(0.0, t - window)
+    chunk = events[(events["start"] >= lo) & (events["start"] < t)]
+    return round(bpm_from_events(chunk, duration_s=t - lo)["bpm"], 1)
+
+
+def test_a_31_minute_file_gives_two_brewfather_reports(long_file, brewfather, tmp_path, capsys):
+    path, _ = long_file
+    log = tmp_path / "log.csv"
+    status = main(["listen", "--file", str(path), "--quiet", "--log", str(log),
+                   "--brewfather-url", brewfather["url"], "--brewfather-name", "fermenter 2"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    bodies = brewfather["bodies"]
+    assert len(bodies) == 2, bodies
+    assert all(b["name"] == "fermenter 2" and "plops in 5 min" in b["comment"] for b in bodies)
+    assert all(p == f"/stream?id={SECRET}" for p in brewfather["paths"])
+    # the posted BPM is that of the plops of the 5 minutes before 15 and 30 minutes (the
+    # plops themselves equal offline detection: tested above)
+    rows = pd.read_csv(log)
+    plops = rows[rows["kind"] == "plop"].rename(columns={"start_s": "start"})
+    assert [b["bpm"] for b in bodies] == [offline_bpm(plops, 900.0), offline_bpm(plops, 1800.0)]
+    bf = rows[rows["kind"] == "brewfather"]
+    assert bf["time_s"].tolist() == [900.0, 1800.0] and (bf["status"] == "sent").all()
+    assert "2 sent, 0 failed, 0 pending" in err
+    for text in (out, err, log.read_text()):
+        assert_no_secret(text)
+
+
+def test_brewfather_retries_and_keeps_a_failed_report(long_file, brewfather, tmp_path, capsys):
+    path, _ = long_file
+    brewfather["script"].extend([500, 200, ("hang", 2.0), ("hang", 2.0)])
+    log = tmp_path / "log.csv"
+    (tmp_path / "temp").write_text("19,5\n")   # a decimal comma is fine too
+    t0 = time.monotonic()
+    status = main(["listen", "--file", str(path), "--duration", "200", "--quiet", "--log", str(log),
+                   "--temp-file", str(tmp_path / "temp"),
+                   "--brewfather-url", brewfather["url"], "--brewfather-interval", "60",
+                   "--brewfather-timeout", "0.3", "--brewfather-retries", "1",
+                   "--brewfather-backoff", "0.01"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert time.monotonic() - t0 < 60
+    bodies = brewfather["bodies"]
+    # 60 s: 500, then sent on the retry; 120 s: two time-outs, failed and kept; 180 s: sent
+    # with the failed one merged into its comment
+    assert len(bodies) == 5, bodies
+    assert bodies[0] == bodies[1] and bodies[2] == bodies[3]
+    assert all(b["temp"] == 19.5 and b["temp_unit"] == "C" for b in bodies)
+    assert "1 earlier report(s) failed" in bodies[4]["comment"] and "at 120 s" in bodies[4]["comment"]
+    rows = pd.read_csv(log)
+    bf = rows[rows["kind"] == "brewfather"]
+    assert bf["time_s"].tolist() == [60.0, 120.0, 180.0]
+    assert bf["status"].tolist() == ["sent", "failed", "sent"]
+    assert "within 0.3 s" in bf["detail"].iloc[1]
+    assert "2 sent, 1 failed, 0 pending" in err
+    for text in (out, err, log.read_text()):
+        assert_no_secret(text)
+
+
+def test_brewfather_rate_limit_is_enforced(capsys, tmp_path):
+    path = tmp_path / "x.wav"
+    sf.write(path, np.zeros(SR, dtype=np.float32), SR)
+    url = f"https://log.brewfather.net/stream?id={SECRET}"
+    assert main(["listen", "--file", str(path), "--brewfather-url", url,
+                 "--brewfather-interval", "60"]) == 2
+    err = capsys.readouterr().err
+    assert "15 minutes" in err
+    assert_no_secret(err)
