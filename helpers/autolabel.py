@@ -1234,21 +1234,10 @@ def onset_errors(reference: pd.DataFrame, estimate: pd.DataFrame, *, collar: flo
     >>> onset_errors(pd.DataFrame({"start": [1.0, 2.0]}), pd.DataFrame({"start": [1.02, 2.5]}))
     array([0.02])
     """
-    ref = np.sort(np.asarray(reference["start"], dtype=float))
-    est = np.sort(np.asarray(estimate["start"], dtype=float))
-    i = j = 0
-    out = []
-    while i < len(ref) and j < len(est):
-        d = est[j] - ref[i]
-        if abs(d) <= collar + 1e-9:
-            out.append(d)
-            i += 1
-            j += 1
-        elif d < 0:
-            j += 1
-        else:
-            i += 1
-    return np.round(np.asarray(out, dtype=float), 6)
+    from helpers.evaluate import onset_differences
+
+    diffs = onset_differences(reference["start"], estimate["start"], collar=collar)
+    return np.round(diffs, 6)
 
 
 def plot_model(model: Any = None, *, n_background: int = 1, axes=None, title: str | None = None):

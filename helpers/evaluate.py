@@ -17,30 +17,43 @@ import numpy as np
 import pandas as pd
 
 
-def match_onsets(ref: np.ndarray, est: np.ndarray, *, collar: float = 0.1) -> int:
-    """Size of the largest one-to-one matching of onsets within ``collar`` seconds.
+def onset_differences(ref, est, *, collar: float = 0.1) -> np.ndarray:
+    """``estimate − reference`` onset of every pair in the largest one-to-one matching of
+    onsets within ``collar`` seconds.
 
     For points on a line, a greedy sweep over both sorted lists finds a maximum matching.
 
     Examples
     --------
-    >>> match_onsets(np.array([1.0, 2.0, 3.0]), np.array([1.05, 2.5, 2.95]))
-    2
+    >>> onset_differences(np.array([1.0, 2.0, 3.0]), np.array([1.05, 2.5, 2.95])).round(2).tolist()
+    [0.05, -0.05]
     """
     ref = np.sort(np.asarray(ref, dtype=float))
     est = np.sort(np.asarray(est, dtype=float))
-    i = j = hits = 0
+    i = j = 0
+    out = []
     while i < len(ref) and j < len(est):
         d = est[j] - ref[i]
         if abs(d) <= collar + 1e-9:
-            hits += 1
+            out.append(d)
             i += 1
             j += 1
         elif d < 0:
             j += 1
         else:
             i += 1
-    return hits
+    return np.asarray(out, dtype=float)
+
+
+def match_onsets(ref: np.ndarray, est: np.ndarray, *, collar: float = 0.1) -> int:
+    """Size of the largest one-to-one matching of onsets within ``collar`` seconds.
+
+    Examples
+    --------
+    >>> match_onsets(np.array([1.0, 2.0, 3.0]), np.array([1.05, 2.5, 2.95]))
+    2
+    """
+    return len(onset_differences(ref, est, collar=collar))
 
 
 def _onsets(events: pd.DataFrame | np.ndarray | Iterable[float]) -> np.ndarray:
