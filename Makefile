@@ -7,13 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup run test test-fast outputs model clean help
+.PHONY: setup run test test-fast outputs model bench clean help
 
 help:
 	@echo "make run      execute every notebook on the embedded data (build/), print a summary"
 	@echo "make test     pytest over tests/ and every notebook (nbval), quick profile"
 	@echo "make outputs  re-execute the notebooks in place (full profile) to refresh committed outputs"
 	@echo "make model    retrain the shipped detector in models/crnn (full profile, about 10 min)"
+	@echo "make bench    speed and memory figures: auto-labeler, live listener (about 20 min)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,3 +42,7 @@ clean:
 
 model: setup
 	$(BIN)/python tools/make_model.py --heldout
+
+bench: setup
+	$(BIN)/python bench/autolabel_speed.py
+	$(BIN)/python bench/stream_bench.py
