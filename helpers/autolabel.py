@@ -513,28 +513,26 @@ def fit_hmm(x: np.ndarray, level_db: np.ndarray, *, n_background: int = 1, n_mix
     t, d = x.shape
     nb = n_background
     k = nb + 2
-    onset, ring = nb, nb + 1
-    xf, lf, lengths = x, level_db, None
-    rise = np.r_[0.0, 0.0, lf[2:] - lf[:-2]]
+    rise = np.r_[0.0, 0.0, level_db[2:] - level_db[:-2]]
     # seeds: quiet frames → background (split by level), big rises → onset, loud → ring
-    order = np.argsort(lf, kind="stable")
+    order = np.argsort(level_db, kind="stable")
     quiet = np.array_split(order[: max(len(order) // 2, nb)], nb)
-    rising = np.argsort(rise, kind="stable")[-max(len(lf) // 30, 2):]
-    loud = order[-max(len(lf) // 10, 2):]
+    rising = np.argsort(rise, kind="stable")[-max(len(level_db) // 30, 2):]
+    loud = order[-max(len(level_db) // 10, 2):]
     groups = [*quiet, rising, loud]
     start, A = topology(nb)
     allowed = A > 0
-    var = xf.var(axis=0) + 1e-2
-    best, rows = None, []
+    var = x.var(axis=0) + 1e-2
+    rows = []
     for r in range(restarts):
         rng = np.random.default_rng([seed, r])
         means = np.empty((k, n_mix, d))
         for s, g in enumerate(groups):
             for j in range(n_mix):
                 pick = rng.choice(g, size=min(len(g), 500), replace=False)
-                means[s, j] = xf[pick].mean(axis=0)
+                means[s, j] = x[pick].mean(axis=0)
         means += rng.normal(0.0, 0.05 + 0.15 * r, means.shape) * np.sqrt(var)
-        m = _new_model(k, n_mix, d, n_iter=n_iter, tol=tol_per_frame * len(xf), seed=seed + r,
+        m = _new_model(k, n_mix, d, n_iter=n_iter, tol=tol_per_frame * len(x), seed=seed + r,
                        allowed=allowed)
         m.startprob_ = start.copy()
         m.transmat_ = A.copy()
@@ -546,9 +544,9 @@ def fit_hmm(x: np.ndarray, level_db: np.ndarray, *, n_background: int = 1, n_mix
             m.means_ = means
             m.covars_ = np.tile(var, (k, n_mix, 1))
         with _quiet_hmmlearn():
-            m.fit(xf, lengths)
-            ll = float(m.score(xf, lengths)) / len(xf)
-        ok = bool(accept(m, xf, lf)) if accept is not None and np.isfinite(ll) else True
+            m.fit(x)
+            ll = float(m.score(x)) / len(x)
+        ok = bool(accept(m, x, level_db)) if accept is not None and np.isfinite(ll) else True
         agrees = any(abs(row["log_likelihood"] - ll) < agree_tol and row["accepted"] and ok
                      for row in rows)
         rows.append({"restart": r, "log_likelihood": ll, "iterations": m.monitor_.iter,

@@ -146,3 +146,50 @@ def summarize_scores(table: pd.DataFrame) -> dict:
             "bpm_error_median": float(table["bpm_error"].median()) if len(table) else float("nan"),
             "bpm_within_10pct": float(table["within_10"].mean()) if len(table) else float("nan"),
             "bpm_ci_coverage": float(table["ci_covers"].mean()) if len(table) else float("nan")}
+
+
+#: SNR bands used to break scores down (dB; left-closed).
+SNR_BANDS = (-np.inf, 5.0, 10.0, 20.0, np.inf)
+SNR_BAND_NAMES = ("< 5 dB", "5–10 dB", "10–20 dB", "≥ 20 dB")
+
+
+def snr_band(snr_db):
+    """The SNR band (:data:`SNR_BAND_NAMES`) of each value: a categorical Series with the
+    same index when given a Series, a :class:`pandas.Categorical` otherwise.
+
+    Examples
+    --------
+    >>> list(snr_band([-3.0, 12.0]))
+    ['< 5 dB', '10–20 dB']
+    """
+    bands = pd.cut(np.asarray(snr_db, dtype=float), list(SNR_BANDS), labels=list(SNR_BAND_NAMES),
+                   right=False)
+    return pd.Series(bands, index=snr_db.index) if isinstance(snr_db, pd.Series) else bands
+
+
+def scores_by(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Pooled onset scores per group of recordings.
+
+    ``table`` has one row per recording with ``tp``, ``fp`` and ``fn`` (as from
+    :func:`score_detections` or :func:`helpers.baselines.energy_counter_report`). ``by`` is a
+    column; ``"snr band"`` groups by :func:`snr_band` of ``snr_db``, and a column whose values
+    list several families joined by ``+`` (``backgrounds``) counts a recording in each.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"tp": [9, 1], "fp": [1, 1], "fn": [0, 3],
+    ...                   "snr_db": [25.0, 0.0], "backgrounds": ["hum+fan", "fan"]})
+    >>> scores_by(t, "backgrounds")[["backgrounds", "recordings", "f1"]].round(2).values.tolist()
+    [['fan', 2, 0.8], ['hum', 1, 0.95]]
+    """
+    t = table.copy()
+    if by == "snr band":
+        t[by] = snr_band(t["snr_db"])
+    elif t[by].astype(str).str.contains("+", regex=False).any():
+        t = t.assign(**{by: t[by].astype(str).str.split("+")}).explode(by)
+    g = t.groupby(by, observed=True)
+    rows = [{by: key, "recordings": len(d), "plops": int(d["tp"].sum() + d["fn"].sum()),
+             **{k: v for k, v in prf(int(d["tp"].sum()), int(d["fp"].sum()), int(d["fn"].sum())).items()
+                if k in ("precision", "recall", "f1")}}
+            for key, d in g]
+    return pd.DataFrame(rows)

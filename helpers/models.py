@@ -231,14 +231,24 @@ class Detector:
         if len(x) == 0:
             return np.zeros((0, WINDOW), dtype=np.float32)
         if self.backend == "keras":
-            # predict_on_batch runs a compiled graph: ~10x faster than calling the model eagerly
-            return np.asarray(self.model.predict_on_batch(x))[..., 0]
+            return self._compiled()(np.asarray(x, dtype=np.float32)).numpy()[..., 0]
         out = np.empty((len(x), WINDOW), dtype=np.float32)
         for i in range(len(x)):
             self.model.set_tensor(self._in["index"], x[i:i + 1].astype(np.float32))
             self.model.invoke()
             out[i] = self.model.get_tensor(self._out["index"])[0, :, 0]
         return out
+
+    def _compiled(self):
+        """The Keras model as a ``tf.function`` with a fixed signature, made once: a window in
+        milliseconds instead of ~0.5 s for an eager call, and one graph for offline and live."""
+        if getattr(self, "_fn", None) is None:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec([None, WINDOW, N_MELS, 1], tf.float32)
+            model = self.model
+            self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return self._fn
 
     def probabilities_from_features(self, feats: np.ndarray, *, batch: int = 64) -> np.ndarray:
         x, starts = windows(feats)
@@ -302,7 +312,7 @@ def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int
 
     rng = np.random.default_rng(seed)
     out = list(items)
-    for c in tqdm(range(copies), desc="augmenting", disable=not progress):
+    for _ in tqdm(range(copies), desc="augmenting", disable=not progress):
         for y, ev in items:
             out.append(augment(y, ev, rng=rng))
     return out
@@ -420,7 +430,6 @@ def export_litert(detector: Detector, representative: list[np.ndarray], *, folde
                   n_windows: int = 200, seed: int = 0) -> dict:
     """Export the Keras model to LiteRT as float32 and as int8 (weights and activations,
     calibrated on windows of the ``representative`` audio). Returns the file sizes."""
-    import keras
     import tensorflow as tf
 
     folder = Path(folder or detector.path)
@@ -450,7 +459,6 @@ def export_litert(detector: Detector, representative: list[np.ndarray], *, folde
         os.replace(tmp, path)
         sizes[kind] = len(blob)
     sizes["keras"] = (folder / "model.keras").stat().st_size if (folder / "model.keras").exists() else None
-    del keras
     return sizes
 
 

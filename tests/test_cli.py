@@ -4,13 +4,10 @@ and a local HTTP server standing in for YouTube."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import subprocess
 import sys
-import threading
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -138,61 +135,13 @@ def test_validate_folder_without_audio(tmp_path, capsys):
 # ----------------------------------------------------------------------------- download
 
 
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files, quiet, with single ``Range: bytes=a-b`` requests (ffmpeg seeks with them
-    to cut a section; without them it gets an empty section)."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def send_head(self):
-        self._range = None
-        path = self.translate_path(self.path)
-        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "").strip())
-        if not match or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
-        if start > end:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.end_headers()
-            return None
-        f = open(path, "rb")  # closed by the base class after copyfile
-        f.seek(start)
-        self._range = end - start + 1
-        self.send_response(206)
-        self.send_header("Content-Type", self.guess_type(path))
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(self._range))
-        self.end_headers()
-        return f
-
-    def end_headers(self) -> None:
-        self.send_header("Accept-Ranges", "bytes")
-        super().end_headers()
-
-    def copyfile(self, source, outputfile) -> None:
-        if self._range is None:
-            return super().copyfile(source, outputfile)
-        outputfile.write(source.read(self._range))
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, file_server):
     """Base URL of a local server with ``tone.wav`` (3 s, 16 kHz, 440 Hz)."""
     root = tmp_path_factory.mktemp("www")
     write_wav(root / "tone.wav", seconds=3.0)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            partial(RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with file_server(root) as url:
+        yield url
 
 
 def test_download_good_and_missing_url(server, tmp_path):

@@ -312,3 +312,17 @@ def test_tuning_on_synthetic_recordings():
     # the chosen setting is on the best plateau (its middle, not its lowest threshold)
     row = grid[(grid["threshold_db"] == counter.threshold_db) & (grid["min_gap_s"] == counter.min_gap_s)]
     assert row["f1"].item() >= best - 0.002
+
+
+def test_scores_by_pools_counts_per_group():
+    """Groups pool tp/fp/fn (not average F1s); families joined by '+' count in each; SNR bands."""
+    from helpers.evaluate import scores_by
+
+    t = pd.DataFrame({"tp": [9, 1, 5], "fp": [1, 1, 0], "fn": [0, 3, 5],
+                      "snr_db": [25.0, 0.0, 5.0], "backgrounds": ["hum+fan", "fan", "music"]})
+    fam = scores_by(t, "backgrounds").set_index("backgrounds")
+    assert fam.loc["fan", "recordings"] == 2 and fam.loc["fan", "plops"] == 13
+    assert fam.loc["fan", "f1"] == pytest.approx(2 * 10 / (2 * 10 + 2 + 3))
+    band = scores_by(t, "snr band").set_index("snr band")
+    assert list(band.index) == ["< 5 dB", "5–10 dB", "≥ 20 dB"]  # 5.0 dB falls in 5–10
+    assert band.loc["5–10 dB", "recall"] == pytest.approx(0.5)

@@ -9,13 +9,9 @@ seek to the start of a section.
 
 from __future__ import annotations
 
-import http.server
 import os
-import re
 import shutil
 import sys
-import threading
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,74 +40,13 @@ def dominant_frequency(x: np.ndarray, sr: int) -> float:
     return float(np.fft.rfftfreq(len(x), 1 / sr)[np.argmax(spectrum)])
 
 
-class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with support for single ``Range: bytes=a-b`` requests."""
-
-    def log_message(self, *args) -> None:  # keep the test output clean
-        pass
-
-    def send_head(self):
-        self._range = None
-        header = self.headers.get("Range")
-        path = self.translate_path(self.path)
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip()) if header else None
-        if not match or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        first, last = match.groups()
-        if first:
-            start, end = int(first), int(last) if last else size - 1
-        else:  # suffix range: the last N bytes
-            start, end = max(size - int(last or 0), 0), size - 1
-        end = min(end, size - 1)
-        if start >= size or start > end:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.end_headers()
-            return None
-        f = open(path, "rb")
-        f.seek(start)
-        self._range = end - start + 1
-        self.send_response(206)
-        self.send_header("Content-Type", self.guess_type(path))
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(self._range))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        return f
-
-    def end_headers(self) -> None:
-        if getattr(self, "_range", None) is None and self.command in ("GET", "HEAD"):
-            self.send_header("Accept-Ranges", "bytes")
-        super().end_headers()
-
-    def copyfile(self, source, outputfile) -> None:
-        if self._range is None:
-            return super().copyfile(source, outputfile)
-        remaining = self._range
-        while remaining > 0:
-            chunk = source.read(min(64 * 1024, remaining))
-            if not chunk:
-                break
-            outputfile.write(chunk)
-            remaining -= len(chunk)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, file_server):
     """Base URL of a local server whose folder holds ``tone.wav`` (20 s, rising pitch)."""
     root = tmp_path_factory.mktemp("www")
     make_test_wav(root / "tone.wav")
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(RangeRequestHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with file_server(root) as url:
+        yield url
 
 
 @pytest.fixture()

@@ -33,7 +33,7 @@ def main() -> int:
                     help="features: PCEN (default, chosen by measurement) or log-mel")
     args = ap.parse_args()
 
-    from helpers import datasets, models, training
+    from helpers import datasets, training
     from helpers.config import profile
 
     prof = profile(args.profile)
@@ -48,7 +48,6 @@ def main() -> int:
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     print(training.format_report(report))
-    del models
     return 0
 
 
