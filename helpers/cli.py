@@ -9,6 +9,7 @@ autolabel propose plop labels with an unsupervised GMM-HMM, for review in Audaci
 listen    detect plops live from a microphone, a file or stdin; rolling BPM; Brewfather
 detect    find the plops in audio files with a trained model; labels + a CSV of BPM
 train     train or fine-tune the detector on own recordings
+evaluate  score a model on labeled recordings: windows, events (sed_eval), BPM
 
 Each command prints what it did; a bad input is reported on stderr with its name and the
 reason, the others are still processed, and the exit status is non-zero at the end.
@@ -149,6 +150,84 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_manifest(folders) -> tuple["pd.DataFrame", int]:
+    """The labeled recordings of ``folders`` and how many audio files were left out (each
+    reported on stderr by :func:`helpers.datasets.own_recordings`)."""
+    import pandas as pd
+
+    from helpers.audio import find_audio
+    from helpers.datasets import own_recordings, read_manifest
+
+    parts, skipped = [], 0
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a folder; give the folder of your labeled recordings")
+        if (folder / "manifest.csv").exists():
+            m = read_manifest(folder)
+        else:
+            m = own_recordings(folder)
+            skipped += len(find_audio(folder)) - len(m)
+        parts.append(m[m["labels"].astype(str).str.len() > 0])
+    manifest = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not len(manifest):
+        raise ValueError(f"no labeled recordings in {', '.join(map(str, folders))}: evaluate needs "
+                         "audio files with same-stem Audacity .txt labels")
+    if manifest["recording"].duplicated().any():
+        manifest["recording"] = [f"{Path(p).parent.name}/{r}" for p, r in zip(manifest["path"], manifest["recording"])]
+    return manifest, skipped
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import pandas as pd
+
+    from helpers.evaluate import evaluate_recordings
+    from helpers.models import Detector
+    from helpers.systems import ProbabilitySystem, run_systems
+
+    manifest, skipped = _evaluation_manifest(args.data)
+    det = Detector.load(args.model, backend=args.backend)
+    system = ProbabilitySystem(det, det.config.postprocess, name=f"CRNN {det.backend}")
+    run = run_systems([system], manifest, progress=not args.quiet, skip_errors=True)
+    for name, reason in run.errors:
+        print(f"{name}: {reason}", file=sys.stderr)
+    if not run.references:
+        print("no recording could be read", file=sys.stderr)
+        return 1
+    outs = run.outputs[system.name]
+    table, overall = evaluate_recordings(run.references, [o.events for o in outs], run.durations,
+                                         names=run.manifest["recording"].tolist(),
+                                         scores=[o.scores for o in outs])
+    audio_s = sum(run.durations)
+    overall.update(model=str(det.path), backend=det.backend, audio_s=round(audio_s, 1),
+                   rtf=run.seconds(system.name) / max(audio_s, 1e-9), failed=len(run.errors) + skipped)
+    show = table.rename(columns={"duration_s": "seconds", "n_ref": "plops", "n_est": "found",
+                                 "precision": "P", "recall": "R", "f1": "F1", "f1_200ms": "F1@200ms",
+                                 "win_precision": "win P", "win_recall": "win R", "win_pr_auc": "win PR-AUC",
+                                 "true_bpm": "true BPM", "bpm": "BPM", "bpm_error": "BPM err"})
+    cols = ["recording", "seconds", "plops", "found", "P", "R", "F1", "F1@200ms", "win P", "win R",
+            "win PR-AUC", "true BPM", "BPM", "bpm_low", "bpm_high", "BPM err", "within_10", "ci_covers"]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(show[cols].round(3).to_string(index=False))
+    print(f"\n{det.path} ({det.backend}) on {overall['recordings']} recordings, {audio_s / 60:.1f} min, "
+          f"{overall['plops']} plops; {overall['rtf'] * 3600:.1f} s per hour of audio")
+    print(f"  windows of 0.25 s : precision {overall['window_precision']:.3f}  recall {overall['window_recall']:.3f}  "
+          f"FPR {overall['window_fpr']:.4f}  FNR {overall['window_fnr']:.3f}  PR-AUC {overall['window_pr_auc']:.3f}")
+    print(f"  events (sed_eval) : onsets ±100 ms F1 {overall['f1']:.3f} (P {overall['precision']:.3f}, "
+          f"R {overall['recall']:.3f}); ±200 ms F1 {overall['f1_200ms']:.3f}; segments of 1 s F1 "
+          f"{overall['segment_f1_1s']:.3f}")
+    print(f"  BPM               : median error {overall['bpm_error_median']:.1%}, within ±10 % on "
+          f"{overall['bpm_within_10pct']:.0%} of recordings, true rate inside the 95 % interval on "
+          f"{overall['bpm_ci_coverage']:.0%}")
+    if args.json:
+        print(json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in overall.items()}))
+    return 1 if overall["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description="Every stage of the airlock pipeline without Jupyter.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -204,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="score a model on labeled recordings (windows, events, BPM)")
+    e.add_argument("--data", required=True, nargs="+", type=Path, metavar="DIR",
+                   help="folders of audio files with same-stem .txt labels (or a synthetic set)")
+    e.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    e.add_argument("--backend", default="auto", choices=["auto", "keras", "int8", "float"],
+                   help="auto: LiteRT int8 when exported, else Keras")
+    e.add_argument("--json", action="store_true", help="end with one line of JSON with the overall figures")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_cmd_evaluate)
 
     from helpers import stream  # the live listener registers its own command
 

@@ -17,11 +17,37 @@ import numpy as np
 import pandas as pd
 
 
-def onset_differences(ref, est, *, collar: float = 0.1) -> np.ndarray:
-    """``estimate − reference`` onset of every pair in the largest one-to-one matching of
-    onsets within ``collar`` seconds.
+def matched_pairs(ref, est, *, collar: float = 0.1) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)`` (``ref[i]``, ``est[j]``, both *sorted*) of the largest one-to-one
+    matching of onsets within ``collar`` seconds.
 
     For points on a line, a greedy sweep over both sorted lists finds a maximum matching.
+
+    Examples
+    --------
+    >>> matched_pairs([1.0, 2.0, 3.0], [1.05, 2.5, 2.95])
+    [(0, 0), (2, 2)]
+    """
+    ref = np.asarray(ref, dtype=float)
+    est = np.asarray(est, dtype=float)
+    i = j = 0
+    out = []
+    while i < len(ref) and j < len(est):
+        d = est[j] - ref[i]
+        if abs(d) <= collar + 1e-9:
+            out.append((i, j))
+            i += 1
+            j += 1
+        elif d < 0:
+            j += 1
+        else:
+            i += 1
+    return out
+
+
+def onset_differences(ref, est, *, collar: float = 0.1) -> np.ndarray:
+    """``estimate − reference`` onset of every pair in the largest one-to-one matching of
+    onsets within ``collar`` seconds (:func:`matched_pairs`).
 
     Examples
     --------
@@ -30,19 +56,7 @@ def onset_differences(ref, est, *, collar: float = 0.1) -> np.ndarray:
     """
     ref = np.sort(np.asarray(ref, dtype=float))
     est = np.sort(np.asarray(est, dtype=float))
-    i = j = 0
-    out = []
-    while i < len(ref) and j < len(est):
-        d = est[j] - ref[i]
-        if abs(d) <= collar + 1e-9:
-            out.append(d)
-            i += 1
-            j += 1
-        elif d < 0:
-            j += 1
-        else:
-            i += 1
-    return np.asarray(out, dtype=float)
+    return np.asarray([est[j] - ref[i] for i, j in matched_pairs(ref, est, collar=collar)], dtype=float)
 
 
 def match_onsets(ref: np.ndarray, est: np.ndarray, *, collar: float = 0.1) -> int:
@@ -193,3 +207,241 @@ def scores_by(table: pd.DataFrame, by: str) -> pd.DataFrame:
                 if k in ("precision", "recall", "f1")}}
             for key, d in g]
     return pd.DataFrame(rows)
+
+
+# =======================================================================================
+# The three views of a detector: windows, events (sed_eval) and BPM
+# =======================================================================================
+#: Length of the windows of the window-wise view (s): a little longer than a plop's onset
+#: uncertainty, shorter than the gap between two plops at the highest rates (~4 per second).
+WINDOW_S = 0.25
+
+
+def window_view(ref, est, duration_s: float, *, scores: np.ndarray | None = None,
+                hop_s: float = 0.01, window_s: float = WINDOW_S
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The recording cut into windows of ``window_s``: for each window, whether a reference
+    onset falls in it (``labels``), whether a detected onset does (``decisions``), and the
+    detector's largest frame score in it (``scores``; the decisions as 0/1 when the detector
+    gives no scores).
+
+    Examples
+    --------
+    >>> lab, dec, sc = window_view([0.1, 0.6], [0.12, 1.1], 1.25)
+    >>> lab.astype(int).tolist(), dec.astype(int).tolist()
+    ([1, 0, 1, 0, 0], [1, 0, 0, 0, 1])
+    """
+    n = max(int(np.ceil(duration_s / window_s - 1e-9)), 1)
+
+    def occupied(onsets: np.ndarray) -> np.ndarray:
+        idx = np.clip((onsets / window_s).astype(int), 0, n - 1)
+        return np.bincount(idx, minlength=n) > 0
+
+    labels, decisions = occupied(_onsets(ref)), occupied(_onsets(est))
+    if scores is None:
+        return labels, decisions, decisions.astype(float)
+    scores = np.asarray(scores, dtype=float)
+    idx = np.clip((np.arange(len(scores)) * hop_s / window_s).astype(int), 0, n - 1)
+    win = np.full(n, -np.inf)
+    np.maximum.at(win, idx, scores)
+    win[~np.isfinite(win)] = np.nanmin(scores) if len(scores) else 0.0
+    return labels, decisions, win
+
+
+def window_metrics(labels: np.ndarray, decisions: np.ndarray, scores: np.ndarray | None = None
+                   ) -> dict:
+    """Window-wise precision, recall, false positive rate (of the windows without a plop),
+    false negative rate (of the windows with one) and PR-AUC (average precision of
+    ``scores``; NaN without positive windows).
+
+    Examples
+    --------
+    >>> m = window_metrics(np.array([1, 0, 1, 0]), np.array([1, 1, 0, 0]), np.array([.9, .6, .4, .1]))
+    >>> m["precision"], m["recall"], m["fpr"], m["fnr"], round(m["pr_auc"], 3)
+    (0.5, 0.5, 0.5, 0.5, 0.833)
+    """
+    from sklearn.metrics import average_precision_score
+
+    labels = np.asarray(labels, dtype=bool)
+    decisions = np.asarray(decisions, dtype=bool)
+    tp = int((labels & decisions).sum())
+    fp = int((~labels & decisions).sum())
+    fn = int((labels & ~decisions).sum())
+    tn = int((~labels & ~decisions).sum())
+    pr_auc = float("nan")
+    if scores is not None and labels.any():
+        pr_auc = float(average_precision_score(labels, np.asarray(scores, dtype=float)))
+    return {"precision": tp / (tp + fp) if tp + fp else 0.0, "recall": tp / (tp + fn) if tp + fn else 0.0,
+            "fpr": fp / (fp + tn) if fp + tn else 0.0, "fnr": fn / (fn + tp) if fn + tp else 0.0,
+            "pr_auc": pr_auc}
+
+
+def _sed_list(events, name: str, *, default_length: float = 0.1) -> list[dict]:
+    """Events as sed_eval's event list; events without an end last ``default_length``."""
+    on = _onsets(events)
+    if isinstance(events, pd.DataFrame) and "end" in events:
+        off = np.maximum(events["end"].to_numpy(dtype=float), on + 1e-3)
+    else:
+        off = on + default_length
+    return [{"filename": name, "event_label": "p", "event_onset": float(a), "event_offset": float(b)}
+            for a, b in zip(on, off)]
+
+
+def _sed_prf(overall: dict, f: dict) -> dict:
+    def num(x):
+        return 0.0 if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+
+    return {"tp": int(overall["Ntp"]), "fp": int(overall["Nfp"]), "fn": int(overall["Nfn"]),
+            "precision": num(f["precision"]), "recall": num(f["recall"]), "f1": num(f["f_measure"])}
+
+
+def sed_eval_scores(references, estimates, durations, *, names=None,
+                    collars: Iterable[float] = (0.1, 0.2), segment_s: float = 1.0) -> dict:
+    """Event-based scores computed *by sed_eval*: onsets only at each collar, and
+    segment-based at ``segment_s``, over all recordings (pooled), and per recording.
+
+    Returns ``{"event_100ms": {...}, "event_200ms": {...}, "segment_1s": {...},
+    "per_recording": DataFrame}``; each score dict has ``tp``, ``fp``, ``fn``, ``precision``,
+    ``recall`` and ``f1`` (0 where sed_eval says NaN). Events without an end (onset
+    detectors) last 0.1 s for the segment-based score.
+
+    Examples
+    --------
+    >>> out = sed_eval_scores([[1.0, 2.0]], [[1.05, 3.0]], [4.0])
+    >>> out["event_100ms"]["f1"], out["event_200ms"]["tp"]
+    (0.5, 1)
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dcase_util's pkg_resources deprecation
+        import sed_eval
+
+    collars = tuple(collars)
+    names = list(names) if names is not None else [f"rec{i}" for i in range(len(durations))]
+    key = {c: f"event_{round(c * 1000)}ms" for c in collars}
+    seg_key = f"segment_{segment_s:g}s"
+    pooled = {c: sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=["p"], t_collar=c, evaluate_onset=True, evaluate_offset=False) for c in collars}
+    seg = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=["p"], time_resolution=segment_s)
+    rows = []
+    for name, ref, est, dur in zip(names, references, estimates, durations):
+        r, e = _sed_list(ref, name), _sed_list(est, name)
+        row = {"recording": name}
+        for c in collars:
+            pooled[c].evaluate(reference_event_list=r, estimated_event_list=e)
+            one = sed_eval.sound_event.EventBasedMetrics(
+                event_label_list=["p"], t_collar=c, evaluate_onset=True, evaluate_offset=False)
+            one.evaluate(reference_event_list=r, estimated_event_list=e)
+            s = _sed_prf(one.overall, one.results_overall_metrics()["f_measure"])
+            row.update({f"{key[c]}_{k}": v for k, v in s.items()})
+        seg.evaluate(reference_event_list=r, estimated_event_list=e, evaluated_length_seconds=float(dur))
+        rows.append(row)
+    out = {key[c]: _sed_prf(m.overall, m.results_overall_metrics()["f_measure"]) for c, m in pooled.items()}
+    out[seg_key] = _sed_prf(seg.overall, seg.results_overall_metrics()["f_measure"])
+    out["per_recording"] = pd.DataFrame(rows)
+    return out
+
+
+def evaluate_recordings(references, estimates, durations, *, names=None, scores=None,
+                        hop_s: float = 0.01, window_s: float = WINDOW_S) -> tuple[pd.DataFrame, dict]:
+    """Every view of a detector on labeled recordings: one row per recording and the
+    figures over all of them.
+
+    ``scores`` (optional) holds one frame-score curve per recording, ``hop_s`` apart, for
+    the window-wise PR-AUC. Event figures come from sed_eval (:func:`sed_eval_scores`); BPM
+    figures from :func:`score_detections`.
+
+    Per recording: ``recording``, ``duration_s``, ``n_ref``, ``n_est``, window-wise
+    ``win_precision``, ``win_recall``, ``win_fpr``, ``win_fnr``, ``win_pr_auc``; onset
+    events at 100 ms (``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``) and
+    ``f1_200ms``; ``true_bpm``, ``bpm``, ``bpm_low``, ``bpm_high``, ``bpm_error``,
+    ``within_10``, ``ci_covers``. Overall: ``f1``, ``precision``, ``recall`` (onsets, 100 ms
+    collar, pooled), ``f1_200ms``, ``segment_f1_1s``, ``window_*``, ``bpm_error_median``,
+    ``bpm_within_10pct``, ``bpm_ci_coverage``, ``recordings``, ``plops``, ``detections``.
+
+    Examples
+    --------
+    >>> table, overall = evaluate_recordings([[1.0, 2.0]], [[1.05, 2.5]], [10.0], names=["a"])
+    >>> overall["f1"], int(table.loc[0, "tp"])
+    (0.5, 1)
+    """
+    durations = [float(d) for d in durations]
+    names = list(names) if names is not None else [f"rec{i}" for i in range(len(durations))]
+    scores = list(scores) if scores is not None else [None] * len(durations)
+    bpm = score_detections(references, estimates, durations, names=names)
+    sed = sed_eval_scores(references, estimates, durations, names=names)
+    per = sed["per_recording"]
+    labs, decs, wins, rows = [], [], [], []
+    for i, (ref, est, dur, sc) in enumerate(zip(references, estimates, durations, scores)):
+        lab, dec, win = window_view(ref, est, dur, scores=sc, hop_s=hop_s, window_s=window_s)
+        labs.append(lab), decs.append(dec), wins.append(win)
+        w = window_metrics(lab, dec, win)
+        rows.append({"recording": names[i], "duration_s": dur,
+                     **{f"win_{k}": v for k, v in w.items()},
+                     **{k: per.loc[i, f"event_100ms_{k}"] for k in ("tp", "fp", "fn", "precision", "recall", "f1")},
+                     "f1_200ms": per.loc[i, "event_200ms_f1"]})
+    table = pd.DataFrame(rows).merge(
+        bpm.drop(columns=["tp", "fp", "fn", "precision", "recall", "f1"]), on="recording", how="left")
+    cols = ["recording", "duration_s", "n_ref", "n_est"] + [c for c in table if c not in
+                                                             ("recording", "duration_s", "n_ref", "n_est")]
+    table = table[cols]
+    w = window_metrics(np.concatenate(labs), np.concatenate(decs), np.concatenate(wins)) if labs else {}
+    e, seg = sed["event_100ms"], sed[f"segment_1s"]
+    overall = {"f1": e["f1"], "precision": e["precision"], "recall": e["recall"],
+               "tp": e["tp"], "fp": e["fp"], "fn": e["fn"], "f1_200ms": sed["event_200ms"]["f1"],
+               "segment_f1_1s": seg["f1"], **{f"window_{k}": v for k, v in w.items()},
+               "bpm_error_median": float(table["bpm_error"].median()) if len(table) else float("nan"),
+               "bpm_within_10pct": float(table["within_10"].mean()) if len(table) else float("nan"),
+               "bpm_ci_coverage": float(table["ci_covers"].mean()) if len(table) else float("nan"),
+               "recordings": len(table), "plops": int(table["n_ref"].sum()) if len(table) else 0,
+               "detections": int(table["n_est"].sum()) if len(table) else 0}
+    return table, overall
+
+
+def detection_errors(ref, est, *, collar: float = 0.1, scores: np.ndarray | None = None,
+                     hop_s: float = 0.01) -> pd.DataFrame:
+    """The false positives (detected onsets matching no reference onset) and false
+    negatives (reference onsets matching no detection) of one recording.
+
+    Columns: ``time`` (s), ``kind`` (``"FP"`` or ``"FN"``) and ``score``: for a false
+    positive the event's ``probability`` (or ``confidence``), else the largest frame score
+    within 50 ms of its onset; for a false negative the largest frame score within
+    ``collar`` of the missed onset (how close the detector came). Sorted by score,
+    most confident false positives and nearest misses first.
+
+    Examples
+    --------
+    >>> detection_errors([1.0, 2.0], [1.02, 3.0])[["time", "kind"]].values.tolist()
+    [[3.0, 'FP'], [2.0, 'FN']]
+    """
+    r, e = np.sort(_onsets(ref)), _onsets(est)
+    order = np.argsort(e, kind="stable")
+    e_sorted = e[order]
+    pairs = matched_pairs(r, e_sorted, collar=collar)
+    hit_r = np.zeros(len(r), bool)
+    hit_e = np.zeros(len(e), bool)
+    for i, j in pairs:
+        hit_r[i] = True
+        hit_e[j] = True
+    ev_score = None
+    if isinstance(est, pd.DataFrame):
+        for col in ("probability", "confidence"):
+            if col in est:
+                ev_score = est[col].to_numpy(dtype=float)[order]
+                break
+
+    def near(t: float, half: float) -> float:
+        if scores is None or len(scores) == 0:
+            return float("nan")
+        a = max(int((t - half) / hop_s), 0)
+        b = min(int((t + half) / hop_s) + 1, len(scores))
+        return float(np.max(scores[a:b])) if b > a else float("nan")
+
+    rows = [{"time": float(t), "kind": "FP",
+             "score": float(ev_score[j]) if ev_score is not None else near(t, 0.05)}
+            for j, t in enumerate(e_sorted) if not hit_e[j]]
+    rows += [{"time": float(t), "kind": "FN", "score": near(t, collar)} for i, t in enumerate(r) if not hit_r[i]]
+    out = pd.DataFrame(rows, columns=["time", "kind", "score"])
+    return out.sort_values(["kind", "score"], ascending=[False, False], kind="stable",
+                           na_position="last").reset_index(drop=True)
