@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup run test test-fast outputs model bench clean help
+.PHONY: setup run test test-fast outputs model bench slides clean help
 
 help:
 	@echo "make run      execute every notebook on the embedded data (build/), print a summary"
@@ -15,6 +15,7 @@ help:
 	@echo "make outputs  re-execute the notebooks in place (full profile) to refresh committed outputs"
 	@echo "make model    retrain the shipped detector in models/crnn (full profile, about 10 min)"
 	@echo "make bench    speed and memory figures: auto-labeler, live listener (about 20 min)"
+	@echo "make slides   the talk: slides/talk.md -> slides/build/index.html (reveal.js, offline; npm once)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,3 +47,6 @@ model: setup
 bench: setup
 	$(BIN)/python bench/autolabel_speed.py
 	$(BIN)/python bench/stream_bench.py
+
+slides: setup
+	$(BIN)/python slides/build.py

@@ -285,3 +285,99 @@ def probability_track(y: np.ndarray, probs: np.ndarray, *, sr: int = SR, events:
     axes[1].legend(fontsize=8, loc="upper right")
     axes[0].set_xlabel("")
     return fig
+
+
+def sound_gallery(*, seed: int = 1, sr: int = SR, ncols: int = 4, title: str | None = None):
+    """One synthetic plop of each airlock type beside each kind of sound that is not a plop
+    (knock, tap, click, door …), as small mel spectrograms on one colour scale.
+
+    The sounds come from :mod:`helpers.synth` (the generator of the embedded data set); the
+    look-alikes are scaled to a peak of 0.5 so their shape, not their level, compares.
+
+    Parameters
+    ----------
+    seed
+        Seed of the random generator that draws the airlocks and sounds.
+    sr
+        Sample rate of the sounds.
+    ncols
+        Spectrograms per row.
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = sound_gallery(seed=1)
+    >>> fig.axes[0].get_title()
+    'plop: s_type'
+    """
+    from helpers import synth
+
+    rng = np.random.default_rng(seed)
+    snippets = []
+    for airlock in synth.AIRLOCKS:
+        char = synth.Character.draw(rng, sr)
+        char.airlock = airlock
+        x, _ = synth.plop(rng, sr, char)
+        snippets.append((f"plop: {airlock}", np.concatenate([np.zeros(sr // 20), x, np.zeros(sr // 4)])))
+    for name, make in synth.CONFUSERS.items():
+        x = make(rng, sr)
+        x = x / max(float(np.abs(x).max()), 1e-9) * 0.5
+        snippets.append((name, np.concatenate([np.zeros(sr // 20), x,
+                                               np.zeros(max(0, int(0.375 * sr) - len(x)))])))
+    return snippet_grid(snippets, sr=sr, ncols=ncols, title=title)
+
+
+def evaluation_views(table: pd.DataFrame, *, tol: float = 0.10, title: str | None = None):
+    """Three scores of the same detections, one row per recording: frame-wise F1, event F1
+    (onsets) and the BPM error, so that the places where they disagree stand out.
+
+    Recordings are sorted by event F1 (worst at the top) on all three panels; a BPM error
+    within ``±tol`` is drawn green, outside red.
+
+    Parameters
+    ----------
+    table
+        One row per recording with ``recording``, ``frame_f1``, ``f1`` (event F1) and
+        ``bpm_error`` (relative, as from :func:`helpers.evaluate.score_detections`).
+    tol
+        The BPM tolerance to mark (relative).
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"recording": ["a", "b"], "frame_f1": [0.4, 0.9], "f1": [0.95, 0.5],
+    ...                   "bpm_error": [0.02, 0.4]})
+    >>> fig = evaluation_views(t)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['frame-wise F1', 'event F1 (onsets)', 'BPM error']
+    """
+    t = table.sort_values("f1", ascending=False).reset_index(drop=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 0.32 * len(t) + 1.6), sharey=True,
+                             layout="constrained")
+    rows = np.arange(len(t))
+    err = t["bpm_error"].to_numpy(dtype=float)
+    shown = np.minimum(np.nan_to_num(err, nan=1.0, posinf=1.0), 1.0)
+    for ax, col, name, color in ((axes[0], "frame_f1", "frame-wise F1", "tab:gray"),
+                                 (axes[1], "f1", "event F1 (onsets)", "tab:purple")):
+        ax.barh(rows, t[col], color=color)
+        ax.set(xlim=(0, 1), title=name)
+        for r, v in zip(rows, t[col]):
+            ax.text(min(v, 0.8) + 0.02, r, f"{v:.2f}", va="center", fontsize=8)
+    axes[2].barh(rows, shown * 100, color=np.where(err <= tol + 1e-9, "tab:green", "tab:red"))
+    axes[2].axvline(tol * 100, color="k", ls="--", lw=1, label=f"±{tol:.0%}")
+    axes[2].set(xlim=(0, 100), title="BPM error", xlabel="% of the true BPM (capped at 100)")
+    axes[2].legend(fontsize=8, loc="lower right")
+    axes[0].set_yticks(rows, t["recording"], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
