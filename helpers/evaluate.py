@@ -298,12 +298,15 @@ def _sed_prf(overall: dict, f: dict) -> dict:
 def sed_eval_scores(references, estimates, durations, *, names=None,
                     collars: Iterable[float] = (0.1, 0.2), segment_s: float = 1.0) -> dict:
     """Event-based scores computed *by sed_eval*: onsets only at each collar, and
-    segment-based at ``segment_s``, over all recordings (pooled), and per recording.
+    segment-based at ``segment_s``, per recording and over all recordings.
 
     Returns ``{"event_100ms": {...}, "event_200ms": {...}, "segment_1s": {...},
     "per_recording": DataFrame}``; each score dict has ``tp``, ``fp``, ``fn``, ``precision``,
-    ``recall`` and ``f1`` (0 where sed_eval says NaN). Events without an end (onset
-    detectors) last 0.1 s for the segment-based score.
+    ``recall`` and ``f1`` (0 where sed_eval says NaN). sed_eval's overall figures are made
+    from counts summed over the files it was given, so the pooled figures here are computed
+    from the per-recording counts of sed_eval (the tests check them against one pooled
+    sed_eval run). Events without an end (onset detectors) last 0.1 s for the segment-based
+    score.
 
     Examples
     --------
@@ -319,28 +322,73 @@ def sed_eval_scores(references, estimates, durations, *, names=None,
 
     collars = tuple(collars)
     names = list(names) if names is not None else [f"rec{i}" for i in range(len(durations))]
-    key = {c: f"event_{round(c * 1000)}ms" for c in collars}
-    seg_key = f"segment_{segment_s:g}s"
-    pooled = {c: sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=["p"], t_collar=c, evaluate_onset=True, evaluate_offset=False) for c in collars}
-    seg = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=["p"], time_resolution=segment_s)
+    keys = [f"event_{round(c * 1000)}ms" for c in collars] + [f"segment_{segment_s:g}s"]
     rows = []
     for name, ref, est, dur in zip(names, references, estimates, durations):
         r, e = _sed_list(ref, name), _sed_list(est, name)
         row = {"recording": name}
-        for c in collars:
-            pooled[c].evaluate(reference_event_list=r, estimated_event_list=e)
-            one = sed_eval.sound_event.EventBasedMetrics(
+        for key, c in zip(keys, collars):
+            m = sed_eval.sound_event.EventBasedMetrics(
                 event_label_list=["p"], t_collar=c, evaluate_onset=True, evaluate_offset=False)
-            one.evaluate(reference_event_list=r, estimated_event_list=e)
-            s = _sed_prf(one.overall, one.results_overall_metrics()["f_measure"])
-            row.update({f"{key[c]}_{k}": v for k, v in s.items()})
-        seg.evaluate(reference_event_list=r, estimated_event_list=e, evaluated_length_seconds=float(dur))
+            m.evaluate(reference_event_list=r, estimated_event_list=e)
+            row.update({f"{key}_{k}": v for k, v in _sed_prf(m.overall, m.results_overall_metrics()["f_measure"]).items()})
+        m = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=["p"], time_resolution=segment_s)
+        m.evaluate(reference_event_list=r, estimated_event_list=e, evaluated_length_seconds=float(dur))
+        row.update({f"{keys[-1]}_{k}": v for k, v in _sed_prf(m.overall, m.results_overall_metrics()["f_measure"]).items()})
         rows.append(row)
-    out = {key[c]: _sed_prf(m.overall, m.results_overall_metrics()["f_measure"]) for c, m in pooled.items()}
-    out[seg_key] = _sed_prf(seg.overall, seg.results_overall_metrics()["f_measure"])
-    out["per_recording"] = pd.DataFrame(rows)
+    per = pd.DataFrame(rows)
+    out = {key: prf(*(int(per[f"{key}_{k}"].sum()) if len(per) else 0 for k in ("tp", "fp", "fn"))) for key in keys}
+    out["per_recording"] = per
     return out
+
+
+def _evaluate(references, estimates, durations, *, names, scores, hop_s: float, window_s: float
+              ) -> tuple[pd.DataFrame, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Per-recording table of :func:`evaluate_recordings` and each recording's windows."""
+    bpm = score_detections(references, estimates, durations, names=names)
+    per = sed_eval_scores(references, estimates, durations, names=names)["per_recording"]
+    windows, rows = [], []
+    for i, (ref, est, dur, sc) in enumerate(zip(references, estimates, durations, scores)):
+        lab, dec, win = window_view(ref, est, dur, scores=sc, hop_s=hop_s, window_s=window_s)
+        windows.append((lab, dec, win))
+        w = window_metrics(lab, dec, win)
+        rows.append({"recording": names[i], "duration_s": dur,
+                     **{f"win_{k}": v for k, v in w.items()},
+                     **{k: per.loc[i, f"event_100ms_{k}"] for k in ("tp", "fp", "fn", "precision", "recall", "f1")},
+                     "f1_200ms": per.loc[i, "event_200ms_f1"],
+                     **{f"{k}_200ms": per.loc[i, f"event_200ms_{k}"] for k in ("tp", "fp", "fn")},
+                     **{f"seg_{k}": per.loc[i, f"segment_1s_{k}"] for k in ("tp", "fp", "fn")}})
+    table = pd.DataFrame(rows, columns=None if rows else ["recording", "duration_s"])
+    if len(table):
+        table = table.merge(bpm.drop(columns=["tp", "fp", "fn", "precision", "recall", "f1"]),
+                            on="recording", how="left")
+        first = ["recording", "duration_s", "n_ref", "n_est"]
+        table = table[first + [c for c in table if c not in first]]
+    return table, windows
+
+
+def summarize_evaluation(table: pd.DataFrame, windows=None) -> dict:
+    """The figures over all rows of an :func:`evaluate_recordings` table: event counts summed
+    (as sed_eval pools them), windows pooled, BPM figures over recordings. ``windows`` (the
+    ``(labels, decisions, scores)`` of each row) gives the pooled window PR-AUC."""
+    def counts(prefix: str = "", suffix: str = "") -> dict:
+        return prf(*(int(table[f"{prefix}{k}{suffix}"].sum()) for k in ("tp", "fp", "fn")))
+
+    if not len(table):
+        return {"f1": 0.0, "precision": 0.0, "recall": 0.0, "recordings": 0}
+    e, e2, seg = counts(), counts(suffix="_200ms"), counts("seg_")
+    if windows:
+        w = window_metrics(*(np.concatenate([x[k] for x in windows]) for k in range(3)))
+    else:
+        w = {}
+    return {"f1": e["f1"], "precision": e["precision"], "recall": e["recall"],
+            "tp": e["tp"], "fp": e["fp"], "fn": e["fn"], "f1_200ms": e2["f1"],
+            "segment_f1_1s": seg["f1"], **{f"window_{k}": v for k, v in w.items()},
+            "bpm_error_median": float(table["bpm_error"].median()),
+            "bpm_within_10pct": float(table["within_10"].mean()),
+            "bpm_ci_coverage": float(table["ci_covers"].mean()),
+            "recordings": int(len(table)), "plops": int(table["n_ref"].sum()),
+            "detections": int(table["n_est"].sum())}
 
 
 def evaluate_recordings(references, estimates, durations, *, names=None, scores=None,
@@ -354,9 +402,10 @@ def evaluate_recordings(references, estimates, durations, *, names=None, scores=
 
     Per recording: ``recording``, ``duration_s``, ``n_ref``, ``n_est``, window-wise
     ``win_precision``, ``win_recall``, ``win_fpr``, ``win_fnr``, ``win_pr_auc``; onset
-    events at 100 ms (``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``) and
-    ``f1_200ms``; ``true_bpm``, ``bpm``, ``bpm_low``, ``bpm_high``, ``bpm_error``,
-    ``within_10``, ``ci_covers``. Overall: ``f1``, ``precision``, ``recall`` (onsets, 100 ms
+    events at 100 ms (``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``),
+    ``f1_200ms`` (and its counts), the segment counts ``seg_tp`` …; ``true_bpm``, ``bpm``,
+    ``bpm_low``, ``bpm_high``, ``bpm_error``, ``within_10``, ``ci_covers``. Overall
+    (:func:`summarize_evaluation`): ``f1``, ``precision``, ``recall`` (onsets, 100 ms
     collar, pooled), ``f1_200ms``, ``segment_f1_1s``, ``window_*``, ``bpm_error_median``,
     ``bpm_within_10pct``, ``bpm_ci_coverage``, ``recordings``, ``plops``, ``detections``.
 
@@ -369,34 +418,9 @@ def evaluate_recordings(references, estimates, durations, *, names=None, scores=
     durations = [float(d) for d in durations]
     names = list(names) if names is not None else [f"rec{i}" for i in range(len(durations))]
     scores = list(scores) if scores is not None else [None] * len(durations)
-    bpm = score_detections(references, estimates, durations, names=names)
-    sed = sed_eval_scores(references, estimates, durations, names=names)
-    per = sed["per_recording"]
-    labs, decs, wins, rows = [], [], [], []
-    for i, (ref, est, dur, sc) in enumerate(zip(references, estimates, durations, scores)):
-        lab, dec, win = window_view(ref, est, dur, scores=sc, hop_s=hop_s, window_s=window_s)
-        labs.append(lab), decs.append(dec), wins.append(win)
-        w = window_metrics(lab, dec, win)
-        rows.append({"recording": names[i], "duration_s": dur,
-                     **{f"win_{k}": v for k, v in w.items()},
-                     **{k: per.loc[i, f"event_100ms_{k}"] for k in ("tp", "fp", "fn", "precision", "recall", "f1")},
-                     "f1_200ms": per.loc[i, "event_200ms_f1"]})
-    table = pd.DataFrame(rows).merge(
-        bpm.drop(columns=["tp", "fp", "fn", "precision", "recall", "f1"]), on="recording", how="left")
-    cols = ["recording", "duration_s", "n_ref", "n_est"] + [c for c in table if c not in
-                                                             ("recording", "duration_s", "n_ref", "n_est")]
-    table = table[cols]
-    w = window_metrics(np.concatenate(labs), np.concatenate(decs), np.concatenate(wins)) if labs else {}
-    e, seg = sed["event_100ms"], sed[f"segment_1s"]
-    overall = {"f1": e["f1"], "precision": e["precision"], "recall": e["recall"],
-               "tp": e["tp"], "fp": e["fp"], "fn": e["fn"], "f1_200ms": sed["event_200ms"]["f1"],
-               "segment_f1_1s": seg["f1"], **{f"window_{k}": v for k, v in w.items()},
-               "bpm_error_median": float(table["bpm_error"].median()) if len(table) else float("nan"),
-               "bpm_within_10pct": float(table["within_10"].mean()) if len(table) else float("nan"),
-               "bpm_ci_coverage": float(table["ci_covers"].mean()) if len(table) else float("nan"),
-               "recordings": len(table), "plops": int(table["n_ref"].sum()) if len(table) else 0,
-               "detections": int(table["n_est"].sum()) if len(table) else 0}
-    return table, overall
+    table, windows = _evaluate(references, estimates, durations, names=names, scores=scores,
+                               hop_s=hop_s, window_s=window_s)
+    return table, summarize_evaluation(table, windows)
 
 
 def detection_errors(ref, est, *, collar: float = 0.1, scores: np.ndarray | None = None,

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import PLOP_LABEL, SR
-from helpers.evaluate import evaluate_recordings, pooled_onset_scores
+from helpers.evaluate import WINDOW_S, pooled_onset_scores
 
 HOP_S = 0.01
 #: Length given to events of detectors that report onsets only (librosa), in seconds.
@@ -246,6 +246,18 @@ class Systems:
     def __iter__(self):
         return iter(self.systems)
 
+    def describe(self) -> pd.DataFrame:
+        """One row per system: how it was set up (``settings``) and how long that took."""
+        rows = []
+        for s in self.systems:
+            note = {k: v for k, v in self.notes.get(s.name, {}).items() if k not in ("model", "setup_seconds")}
+            if isinstance(note.get("postprocess"), dict):
+                note.update({k: v for k, v in note.pop("postprocess").items()})
+            text = ", ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in note.items())
+            rows.append({"system": s.name, "settings": text,
+                         "setup_seconds": self.notes.get(s.name, {}).get("setup_seconds", 0.0)})
+        return pd.DataFrame(rows).set_index("system")
+
     def __getitem__(self, name: str) -> System:
         for s in self.systems:
             if s.name == name:
@@ -368,28 +380,53 @@ def evaluation_tables(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     the manifest's ``split``, ``snr_db``, ``backgrounds`` and ``airlock``) and per system ×
     split (the pooled figures of :func:`helpers.evaluate.evaluate_recordings`, plus the
     real-time factor ``rtf``: processing seconds per second of audio)."""
+    from helpers.evaluate import _evaluate, summarize_evaluation
+
     m = run.manifest
     extra = [c for c in ("split", "snr_db", "backgrounds", "airlock") if c in m]
     per, overall = [], []
-    splits = list(m["split"].unique()) if "split" in m else [None]
+    splits = list(dict.fromkeys(m["split"])) if "split" in m else []
     for name, outs in run.outputs.items():
-        table, _ = evaluate_recordings(run.references, [o.events for o in outs], run.durations,
-                                       names=m["recording"].tolist(), scores=[o.scores for o in outs],
-                                       hop_s=outs[0].hop_s if outs else HOP_S)
+        table, windows = _evaluate(run.references, [o.events for o in outs], run.durations,
+                                   names=m["recording"].tolist(), scores=[o.scores for o in outs],
+                                   hop_s=outs[0].hop_s if outs else HOP_S, window_s=WINDOW_S)
         table.insert(0, "system", name)
         table = table.merge(m[["recording", *extra]], on="recording", how="left")
         per.append(table)
         for split in splits + ["all"]:
-            idx = np.arange(len(m)) if split in ("all", None) else np.flatnonzero(m["split"] == split)
+            idx = np.arange(len(m)) if split == "all" else np.flatnonzero(m["split"] == split)
             if not len(idx):
                 continue
-            _, o = evaluate_recordings([run.references[i] for i in idx], [outs[i].events for i in idx],
-                                       [run.durations[i] for i in idx], scores=[outs[i].scores for i in idx],
-                                       hop_s=outs[0].hop_s)
+            o = summarize_evaluation(table.iloc[idx], [windows[i] for i in idx])
             secs = sum(outs[i].seconds for i in idx)
-            overall.append({"system": name, "split": split or "all", **o,
+            overall.append({"system": name, "split": split, **o,
                             "rtf": secs / max(sum(run.durations[i] for i in idx), 1e-9)})
     return pd.concat(per, ignore_index=True), pd.DataFrame(overall)
+
+
+def breakdown(per: pd.DataFrame, by: str, *, split: str | None = "test", value: str = "f1") -> pd.DataFrame:
+    """A systems × groups table of pooled onset scores (``value``: ``f1``, ``precision`` or
+    ``recall``) from the per-recording table of :func:`evaluation_tables`; ``by`` is a
+    column (``"split"``, ``"airlock"``, ``"backgrounds"``) or ``"snr band"``
+    (:func:`helpers.evaluate.scores_by`). Rows keep the systems' order.
+
+    Examples
+    --------
+    >>> per = pd.DataFrame({"system": ["a", "a"], "split": ["test", "test"], "tp": [9, 1],
+    ...                     "fp": [1, 0], "fn": [0, 1], "airlock": ["s", "3p"]})
+    >>> breakdown(per, "airlock").round(2).to_dict("index")
+    {'a': {'3p': 0.67, 's': 0.95}}
+    """
+    from helpers.evaluate import scores_by
+
+    t = per if split is None or by == "split" else per[per["split"] == split]
+    rows = {}
+    for name in dict.fromkeys(t["system"]):
+        g = scores_by(t[t["system"] == name], by)
+        rows[name] = g.set_index(by)[value]
+    out = pd.DataFrame(rows).T
+    out.columns.name = by
+    return out
 
 
 def threshold_sweep(system: System, outputs: list[Output], references: list[pd.DataFrame], *,
@@ -443,5 +480,5 @@ def errors_table(run: Run, name: str, *, collar: float = 0.1) -> pd.DataFrame:
 
 
 __all__ = ["HOP_S", "SYSTEM_NAMES", "EnergySystem", "HmmSystem", "LibrosaSystem", "Output",
-           "ProbabilitySystem", "Run", "System", "Systems", "errors_table", "evaluation_tables",
+           "ProbabilitySystem", "Run", "System", "Systems", "breakdown", "errors_table", "evaluation_tables",
            "make_systems", "run_systems", "sweep_ap", "threshold_sweep", "tune_librosa"]
