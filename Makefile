@@ -14,7 +14,8 @@ help:
 	@echo "make test     pytest over tests/ and every notebook (nbval), quick profile"
 	@echo "make outputs  re-execute the notebooks in place (full profile) to refresh committed outputs"
 	@echo "make model    retrain the shipped detector in models/crnn (full profile, about 10 min)"
-	@echo "make bench    speed and memory figures: auto-labeler, live listener (about 20 min)"
+	@echo "make bench    every system's quality, speed and memory, make run's time: results/bench.json,"
+	@echo "              results/bench.md and the README's results table (about 45 min)"
 	@echo "make slides   the talk: slides/talk.md -> slides/build/index.html (reveal.js, offline; npm once)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -45,8 +46,7 @@ model: setup
 	$(BIN)/python tools/make_model.py --heldout
 
 bench: setup
-	$(BIN)/python bench/autolabel_speed.py
-	$(BIN)/python bench/stream_bench.py
+	$(BIN)/python bench/run_bench.py
 
 slides: setup
 	$(BIN)/python slides/build.py

@@ -1,0 +1,378 @@
+"""``make bench``: the project and its peers measured in one run.
+
+Writes ``results/bench.json`` (every figure) and ``results/bench.md`` (the table the README
+shows between its ``bench`` markers, which this script also updates). Parts:
+
+quality    every system of :mod:`helpers.systems` on the synthetic test split, and on the
+           held-out families (recordings made only of backgrounds and airlocks that the
+           held-out CRNN never heard; the other systems are tuned on the same seen data)
+detect     ``python -m helpers detect`` on one hour of audio in one file, on one core:
+           wall time, real-time factor, peak resident memory
+train      ``python -m helpers train`` on 6 minutes of labeled recordings (2 cores)
+inference  LiteRT int8 and float against Keras: milliseconds per 2 s window, one thread
+autolabel  ``bench/autolabel_speed.py`` (one core)
+stream     ``bench/stream_bench.py`` (CPU per audio second, latency, memory over 1 h)
+notebooks  ``make run`` as a whole: wall time, and each notebook's time and peak memory
+
+Targets are printed beside the figures, never asserted. Run from the repository root::
+
+    .venv/bin/python bench/run_bench.py                  # everything (about 40 minutes)
+    .venv/bin/python bench/run_bench.py --only quality,detect
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+PY = sys.executable
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                               "TF_NUM_INTEROP_THREADS")}
+PARTS = ("quality", "detect", "train", "inference", "autolabel", "stream", "notebooks")
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def machine() -> dict:
+    import psutil
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform(terse=True),
+            "load_before": round(os.getloadavg()[0], 2)}
+
+
+def child(cmd: list[str], *, one_core: bool = False, timeout: float = 7200) -> dict:
+    """Run ``cmd``; its wall time and peak resident memory (a fresh process, so the peak is its own)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if one_core:
+        env.update(ONE_THREAD)
+    code = ("import os, resource, subprocess, sys, time, json\n"
+            + ("os.sched_setaffinity(0, {0})\n" if one_core else "")
+            + "t = time.perf_counter()\n"
+              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+              "dt = time.perf_counter() - t\n"
+              "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+              "print(json.dumps({'rc': r.returncode, 'seconds': dt, 'peak_rss_mb': rss,"
+              " 'stdout': r.stdout[-20000:], 'stderr': r.stderr[-4000:]}))\n")
+    out = subprocess.run([PY, "-c", code, *cmd], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]}: {out.stderr[-2000:]}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if res["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} failed ({res['rc']}): {res['stderr'][-2000:]}")
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+def part_quality(work: Path) -> dict:
+    """Every system on the synthetic test split and on the held-out families."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from helpers import datasets, systems, training
+    from helpers.config import data_dir, profile
+
+    prof = profile("full")
+    out = {}
+    main = datasets.synthetic(profile=prof)
+    t0 = time.perf_counter()
+    contestants = systems.make_systems(main)
+    run = systems.run_systems(contestants, main[main["split"] == "test"])
+    _, overall = systems.evaluation_tables(run)
+    out["test"] = _quality_rows(overall, run)
+    out["test_seconds"] = round(time.perf_counter() - t0, 1)
+    log(f"quality on the test split in {out['test_seconds']} s")
+
+    # held out: the CRNN trained without these families (make model --heldout makes it)
+    base = data_dir() / f"heldout-{prof.name}"
+    model = base / "model-pcen"
+    if not (model / "config.json").exists():
+        log("the held-out CRNN is missing: training it (training.heldout_estimate, ~10 min)")
+        training.heldout_estimate(profile=prof, progress=False)
+    seen = datasets.read_manifest(base / "train")
+    unseen = datasets.read_manifest(base / "unseen")
+    held = systems.make_systems(seen, model=model, include=[n for n in systems.SYSTEM_NAMES if n != "CRNN float"])
+    held.systems.append(systems.ProbabilitySystem(_keras(model), held["CRNN int8"].postprocess, name="CRNN keras"))
+    held.systems = [s for s in held.systems if s.name != "CRNN int8"]  # the held-out model is not exported
+    run = systems.run_systems(held, unseen)
+    _, overall = systems.evaluation_tables(run)
+    out["heldout"] = _quality_rows(overall, run)
+    out["heldout_recordings"] = int(len(unseen))
+    out["heldout_families"] = {"backgrounds": list(training.HELDOUT_BACKGROUNDS),
+                               "airlocks": list(training.HELDOUT_AIRLOCKS)}
+    return out
+
+
+def _keras(model: Path):
+    from helpers.models import Detector
+
+    return Detector.load(model, backend="keras")
+
+
+def _quality_rows(overall, run) -> list[dict]:
+    rows = []
+    for r in overall[overall["split"] == "all"].itertuples():
+        rows.append({"system": r.system, "f1": round(r.f1, 3), "precision": round(r.precision, 3),
+                     "recall": round(r.recall, 3), "f1_200ms": round(r.f1_200ms, 3),
+                     "window_pr_auc": round(r.window_pr_auc, 3), "segment_f1_1s": round(r.segment_f1_1s, 3),
+                     "bpm_error_median": round(r.bpm_error_median, 3),
+                     "bpm_within_10pct": round(r.bpm_within_10pct, 3),
+                     "bpm_ci_coverage": round(r.bpm_ci_coverage, 3), "rtf": round(r.rtf, 5),
+                     "recordings": int(r.recordings), "plops": int(r.plops)})
+    return rows
+
+
+def hour_file(work: Path) -> Path:
+    """One hour of audio in one 16 kHz WAV: the synthetic recordings joined end to end."""
+    import numpy as np
+    import soundfile as sf
+
+    from helpers import datasets
+
+    path = work / "hour.wav"
+    if path.exists():
+        return path
+    manifest = datasets.synthetic(profile="full")
+    with sf.SoundFile(path, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
+        for _, row in manifest.iterrows():
+            y, _ = datasets.load_recording(row)
+            f.write(np.clip(y, -1, 1))
+    return path
+
+
+def part_detect(work: Path) -> dict:
+    path = hour_file(work)
+    import soundfile as sf
+
+    seconds = sf.info(str(path)).duration
+    res = {}
+    for backend in ("int8", "keras"):
+        r = child([PY, "-m", "helpers", "detect", str(path), "--out", str(work / f"detect-{backend}"),
+                   "--backend", backend, "--quiet"], one_core=True)
+        res[backend] = {"audio_s": round(seconds, 1), "seconds": round(r["seconds"], 1),
+                        "realtime_factor": round(seconds / r["seconds"], 1),
+                        "peak_rss_mb": round(r["peak_rss_mb"]), "csv": r["stdout"].strip().splitlines()[-1]}
+        log(f"detect {backend}: 1 h of audio in {r['seconds']:.1f} s on one core, peak {r['peak_rss_mb']:.0f} MB")
+    return res
+
+
+def part_train(work: Path) -> dict:
+    """``helpers train`` (fine-tuning the shipped model, the default) on 6 minutes of labeled audio."""
+    from helpers import datasets
+
+    folder = work / "six_minutes"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    m = datasets.synthetic(profile="full")
+    rows = m[m["split"] == "train"].head(6)
+    for r in rows.itertuples():
+        shutil.copy(r.path, folder / Path(r.path).name)
+        shutil.copy(r.labels, folder / Path(r.labels).name)
+    minutes = float(rows["duration_s"].sum()) / 60
+    out = {}
+    for mode, extra in (("fine-tune", []), ("from scratch", ["--from-scratch"])):
+        r = child([PY, "-m", "helpers", "train", "--data", str(folder), "--out", str(work / f"model-{mode[:4]}"),
+                   "--epochs", "10", "--quiet", *extra])
+        report = json.loads(r["stdout"].strip().splitlines()[-1])
+        out[mode] = {"minutes_of_audio": round(minutes, 1), "seconds": round(r["seconds"], 1),
+                     "epochs_run": report["epochs_run"], "val_event_f1": report["val_event_f1"],
+                     "peak_rss_mb": round(r["peak_rss_mb"])}
+        log(f"train ({mode}) on {minutes:.1f} min: {r['seconds']:.0f} s, validation F1 {report['val_event_f1']}")
+    return out
+
+
+def part_inference(work: Path) -> dict:
+    code = r"""
+import json, time, numpy as np, os
+os.sched_setaffinity(0, {0})
+from helpers.models import Detector, WINDOW, N_MELS
+out = {}
+x = np.random.default_rng(0).normal(size=(1, WINDOW, N_MELS, 1)).astype("float32")
+for backend in ("keras", "float", "int8"):
+    d = Detector.load(backend=backend)
+    d.predict_windows(x)
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < 5.0:
+        d.predict_windows(x); n += 1
+    out[backend] = round(1000 * (time.perf_counter() - t) / n, 2)
+import pathlib
+sizes = {k: pathlib.Path(d.path, f).stat().st_size for k, f in
+         (("keras", "model.keras"), ("float", "model_float.tflite"), ("int8", "model_int8.tflite"))}
+print(json.dumps({"ms_per_window": out, "bytes": sizes}))
+"""
+    r = child([PY, "-c", code], one_core=True)
+    res = json.loads(r["stdout"].strip().splitlines()[-1])
+    ms = res["ms_per_window"]
+    res["int8_speedup_vs_keras"] = round(ms["keras"] / ms["int8"], 1)
+    log(f"inference per 2 s window: {ms}")
+    return res
+
+
+def part_autolabel(work: Path) -> dict:
+    path = work / "autolabel.json"
+    subprocess.run([PY, str(ROOT / "bench" / "autolabel_speed.py"), "--json", str(path), "--work", str(work)],
+                   check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return json.loads(path.read_text())
+
+
+def part_stream(work: Path) -> dict:
+    path = work / "stream.json"
+    subprocess.run([PY, str(ROOT / "bench" / "stream_bench.py"), "--json", str(path), "--hours", "1",
+                    "--cpu-seconds", "300", "--cache", str(work / "stream")],
+                   check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return json.loads(path.read_text())
+
+
+def part_notebooks(work: Path) -> dict:
+    """``make run``: every notebook, full profile, in order, from a fresh kernel each."""
+    t0 = time.perf_counter()
+    subprocess.run(["make", "run"], check=True, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    summary = json.loads((ROOT / "build" / "summary.json").read_text())
+    return {"make_run_seconds": round(seconds, 1), "notebooks": summary.get("notebooks", summary)}
+
+
+# ---------------------------------------------------------------------------------------
+def fmt_table(results: dict) -> str:
+    """The Markdown table the README shows."""
+    lines = []
+    m = results["machine"]
+    lines.append(f"Measured by `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
+                 f"{m['memory_gb']} GB, Python {m['python']} (load before the run {m['load_before']}).")
+    q = results.get("quality")
+    if q:
+        lines += ["", "**Quality** — event F1 (onsets, ±100 ms, sed_eval), BPM within ±10 % of the true rate, "
+                  "median BPM error:", "",
+                  "| system | test F1 | test BPM ±10 % | test BPM error | held-out F1 | held-out BPM ±10 % |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        held = {r["system"].replace("CRNN keras", "CRNN float"): r for r in q["heldout"]}
+        for r in q["test"]:
+            h = held.get(r["system"], {})
+            hf = f"{h['f1']:.3f}" if h else "–"
+            hb = f"{h['bpm_within_10pct']:.0%}" if h else "–"
+            lines.append(f"| {r['system']} | {r['f1']:.3f} | {r['bpm_within_10pct']:.0%} | "
+                         f"{r['bpm_error_median']:.1%} | {hf} | {hb} |")
+        lines.append("")
+        lines.append(f"Test split: {q['test'][0]['recordings']} recordings, {q['test'][0]['plops']} plops. "
+                     f"Held out: {q['heldout_recordings']} recordings of "
+                     f"{', '.join(q['heldout_families']['backgrounds'])} backgrounds and "
+                     f"{', '.join(q['heldout_families']['airlocks'])} airlocks, scored with a CRNN trained "
+                     "without them (Keras; its row is under CRNN float) and the other systems tuned on the same seen data.")
+    rows = []
+    d = results.get("detect")
+    if d:
+        for b in ("int8", "keras"):
+            rows.append((f"`detect`, 1 h of audio, one core ({b})", f"{d[b]['seconds']:.1f} s "
+                         f"({d[b]['realtime_factor']:.0f}× real time), peak {d[b]['peak_rss_mb']} MB", "≤ 10 s"))
+    a = results.get("autolabel")
+    if a:
+        for v in a.get("results", []):
+            what = "1 h in one file" if v["measurement"] == "file" else f"1 h in {v.get('files', '')} files"
+            rows.append((f"`autolabel`, {what}, one core", f"{v['wall_s']:.1f} s ({v['realtime_factor']:.0f}× "
+                         f"real time), peak {v['peak_memory_mb']} MB", "≥ 100× (≤ 36 s)"))
+    s = results.get("stream")
+    if s and "cpu" in s:
+        for b, v in s["cpu"].items():
+            rows.append((f"live listening ({b}), CPU per second of audio",
+                         f"{v['cpu_s_per_audio_s']:.2%} of a core", "≤ 5 %"))
+    if s and "latency" in s:
+        for b, v in s["latency"].items():
+            rows.append((f"live listening ({b}), latency of a plop", f"median {v['wall_median_s']:.2f} s, "
+                         f"max {v['wall_max_s']:.2f} s", "≤ 1 s"))
+    if s and "memory" in s:
+        v = s["memory"]
+        rows.append((f"live listening, memory over {v['hours']:g} h", f"{v['growth_after_warmup_mb']:+.1f} MB after "
+                     f"warm-up ({v['extrapolated_24h_mb']:+.1f} MB per 24 h extrapolated)", "< 10 MB per 24 h"))
+    i = results.get("inference")
+    if i:
+        ms = i["ms_per_window"]
+        rows.append(("inference per 2 s window, one thread", f"Keras {ms['keras']} ms, LiteRT float {ms['float']} ms, "
+                     f"int8 {ms['int8']} ms ({i['int8_speedup_vs_keras']}× Keras)", ""))
+    t = results.get("train")
+    if t:
+        for mode, v in t.items():
+            rows.append((f"`train` ({mode}) on {v['minutes_of_audio']} min of labeled audio",
+                         f"{v['seconds']:.0f} s, validation F1 {v['val_event_f1']:.3f}", "≤ 300 s"))
+    n = results.get("notebooks")
+    if n:
+        rows.append(("`make run` (every notebook, full profile)", f"{n['make_run_seconds'] / 60:.1f} min", "≤ 15 min"))
+        nbs = n["notebooks"]
+        for nb in nbs if isinstance(nbs, list) else []:
+            rows.append((f"notebook {nb['notebook'].removesuffix('.ipynb')}", f"{nb['seconds']:.0f} s, peak "
+                         f"{nb['peak_memory_mb']} MB" + ("" if nb.get("ok", True) else " (FAILED)"), "≤ 2048 MB"))
+    if rows:
+        lines += ["", "**Speed and memory**:", "", "| what | measured | target |", "| --- | --- | --- |"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(table: str) -> bool:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{table}{end}{tail}")
+    return True
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "bench")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        ap.error(f"unknown parts {unknown}; choose from {list(PARTS)}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "bench.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["machine"] = machine()
+    t_all = time.perf_counter()
+    for p in parts:
+        log(f"part {p}")
+        t0 = time.perf_counter()
+        results[p] = globals()[f"part_{p}"](args.work)
+        results.setdefault("part_seconds", {})[p] = round(time.perf_counter() - t0, 1)
+        path.write_text(json.dumps(results, indent=1, default=str))  # nothing lost if a later part fails
+    table = fmt_table(results)
+    (args.out / "bench.md").write_text(table)
+    print(table)
+    print(f"wrote {path} and {args.out / 'bench.md'}" + (" and the README table" if update_readme(table) else ""))
+    log(f"done in {(time.perf_counter() - t_all) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
