@@ -7,6 +7,7 @@ One frame every ``hop_s`` seconds (10 ms by default); frame ``i`` covers the tim
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 import pandas as pd
 
 from helpers.config import SR
@@ -104,16 +105,23 @@ class Frontend:
         t_frames = PCEN_TIME_CONSTANT_S * SR / HOP
         self._s = float((np.sqrt(1 + 4 * t_frames ** 2) - 1) / (2 * t_frames ** 2))
 
+    #: Frames computed per step: bounds the memory of a long signal (an hour at once would
+    #: need several GB for the framed audio and its spectrum) without changing any value.
+    CHUNK_FRAMES = 2048
+
     def _frames(self) -> np.ndarray:
         buf = self._buf
         n = 0 if len(buf) < N_FFT else 1 + (len(buf) - N_FFT) // HOP
         if n == 0:
             return np.zeros((0, N_MELS), dtype=np.float32)
-        idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
-        spec = np.abs(np.fft.rfft(buf[idx] * self._window, axis=1)) ** 2
-        mel = spec.astype(np.float32) @ self._mel.T
+        out = []
+        for a in range(0, n, self.CHUNK_FRAMES):
+            k = min(self.CHUNK_FRAMES, n - a)
+            framed = sliding_window_view(buf[a * HOP:(a + k - 1) * HOP + N_FFT], N_FFT)[::HOP]  # a view, no copy
+            spec = np.abs(np.fft.rfft(framed * self._window, axis=1)) ** 2
+            out.append(self._normalize(spec.astype(np.float32) @ self._mel.T))
         self._buf = buf[n * HOP:]
-        return self._normalize(mel)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     def _normalize(self, mel: np.ndarray) -> np.ndarray:
         if self.kind == "logmel":

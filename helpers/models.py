@@ -25,9 +25,11 @@ A saved model is a folder::
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -272,7 +274,7 @@ class Detector:
 # ---------------------------------------------------------------------------------------
 # Training data
 # ---------------------------------------------------------------------------------------
-def features_and_labels(items: list[tuple[np.ndarray, pd.DataFrame]], *, frontend: str
+def features_and_labels(items: Iterable[tuple[np.ndarray, pd.DataFrame]], *, frontend: str
                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Front-end features (frames × mels, un-normalized) and frame labels per recording."""
     feats, labs = [], []
@@ -290,32 +292,39 @@ def features_and_labels(items: list[tuple[np.ndarray, pd.DataFrame]], *, fronten
 def epoch_windows(feats: list[np.ndarray], labs: list[np.ndarray], *, rng: np.random.Generator
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping training windows from every recording, starting at a random offset so
-    that each epoch sees other cuts; returned shuffled."""
-    xs, ys = [], []
-    for f, lab in zip(feats, labs):
+    that each epoch sees other cuts; returned shuffled.
+
+    The windows are written straight into their shuffled places (one array, no shuffled copy),
+    which halves the memory of an epoch.
+    """
+    cuts = []
+    for k, f in enumerate(feats):
         off = int(rng.integers(0, min(WINDOW, len(f) - WINDOW + 1)))
-        starts = np.arange(off, len(f) - WINDOW + 1, WINDOW)
-        idx = starts[:, None] + np.arange(WINDOW)[None, :]
-        xs.append(f[idx])
-        ys.append(lab[idx])
-    x, y = np.concatenate(xs)[..., None], np.concatenate(ys)[..., None]
-    order = rng.permutation(len(x))
-    return x[order], y[order]
+        cuts += [(k, s) for s in range(off, len(f) - WINDOW + 1, WINDOW)]
+    order = rng.permutation(len(cuts))
+    n_mels = feats[0].shape[1] if feats else N_MELS
+    x = np.empty((len(cuts), WINDOW, n_mels, 1), dtype=np.float32)
+    y = np.empty((len(cuts), WINDOW, 1), dtype=np.float32)
+    for i, j in enumerate(order):  # window i of the shuffled epoch is cut number j
+        k, s = cuts[j]
+        x[i, :, :, 0] = feats[k][s:s + WINDOW]
+        y[i, :, 0] = labs[k][s:s + WINDOW]
+    return x, y
 
 
 def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int, seed: int,
-                    progress: bool = False) -> list[tuple[np.ndarray, pd.DataFrame]]:
-    """The recordings plus ``copies`` augmented versions of each (see :mod:`helpers.augment`)."""
+                    progress: bool = False) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """The recordings, then ``copies`` augmented versions of each (see :mod:`helpers.augment`),
+    made one at a time as they are consumed (an augmented copy is not kept in memory)."""
     from tqdm.auto import tqdm
 
     from helpers.augment import augment
 
     rng = np.random.default_rng(seed)
-    out = list(items)
+    yield from items
     for _ in tqdm(range(copies), desc="augmenting", disable=not progress):
         for y, ev in items:
-            out.append(augment(y, ev, rng=rng))
-    return out
+            yield augment(y, ev, rng=rng)
 
 
 # ---------------------------------------------------------------------------------------
@@ -346,16 +355,21 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     t_start = time.perf_counter()
     if init is not None:
         frontend = init.config.frontend
-    train_items = augmented_items(train, copies=copies, seed=seed, progress=progress) + list(extra or [])
-    feats, labs = features_and_labels(train_items, frontend=frontend)
-    del train_items
+    n_train = len(train)
+    stream = itertools.chain(augmented_items(train, copies=copies, seed=seed, progress=progress), extra or [])
+    feats, labs = features_and_labels(stream, frontend=frontend)
+    # memory: from here on the features are all that training needs; a caller that passes the
+    # lists without keeping them (training.train_and_export) lets the audio go now
+    train = extra = stream = None
     if init is not None:
         mean, std = init._mean, init._std
     else:
         allf = np.concatenate(feats)
         mean, std = allf.mean(axis=0), allf.std(axis=0) + 1e-3
         del allf
-    feats = [((f - mean) / std).astype(np.float32) for f in feats]
+    for f in feats:  # normalize in place: (f - mean) / std, the same float32 values
+        f -= mean
+        f /= std
     pos = float(np.concatenate(labs).mean())
     # class imbalance: weight positive frames so both classes weigh the same in the loss
     w_pos = float(np.clip((1 - pos) / max(pos, 1e-4), 1.0, 20.0)) ** 0.5
@@ -409,7 +423,7 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
         params, _ = tune_postprocessing(probs, val_refs, hop_s=HOP_S)
         config.postprocess = params
     config.report = {"best_epoch": best[2], "epochs_run": len(history), "val_event_f1": best[0],
-                     "train_recordings": len(train), "val_recordings": len(val),
+                     "train_recordings": n_train, "val_recordings": len(val),
                      "augmented_copies": copies, "train_seconds": round(time.perf_counter() - t_start, 1),
                      **operations_per_second(model)}
     return det, pd.DataFrame(history)

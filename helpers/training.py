@@ -58,14 +58,19 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     t0 = time.perf_counter()
     main_train = main_set[main_set["split"] == "train"]
     train_m = pd.concat([main_train, extra if extra is not None else None])
-    train = items(main_train, progress=progress)
-    more = items(extra, progress=progress) if extra is not None and len(extra) else []
+    n_extra = len(extra) if extra is not None else 0
+    # the int8 export's representative audio: 12 training recordings, picked up front so that
+    # the audio of the others can be freed as soon as training has its features (memory)
+    pick = np.random.default_rng(seed).choice(len(main_train) + n_extra, size=min(12, len(main_train) + n_extra),
+                                              replace=False)
+    representative = [datasets.load_recording(train_m.iloc[i])[0] for i in pick] if export else []
     val = items(main_set[main_set["split"] == "val"], progress=progress)
-    # the main training recordings get one augmented copy each; the extra ones are variety enough
-    det, history = train_detector(train, val, epochs=prof.train_epochs, copies=1, seed=seed,
-                                  time_budget_s=prof.train_budget_s, progress=progress,
-                                  frontend=frontend, extra=more)
-    train = train + more
+    # the main training recordings get one augmented copy each; the extra ones are variety enough.
+    # The lists are not kept here, so train_detector can let the audio go once it has features.
+    det, history = train_detector(items(main_train, progress=progress), val, epochs=prof.train_epochs, copies=1,
+                                  seed=seed, time_budget_s=prof.train_budget_s, progress=progress,
+                                  frontend=frontend,
+                                  extra=items(extra, progress=progress) if n_extra else [])
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
@@ -75,9 +80,7 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     test = main_set[main_set["split"] == "test"]
     backends = ["keras"]
     if export:
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(len(train), size=min(12, len(train)), replace=False)
-        report["sizes_bytes"] = export_litert(det, [train[i][0] for i in pick], folder=out)
+        report["sizes_bytes"] = export_litert(det, representative, folder=out)
         backends += ["float", "int8"]
     report["test"] = {}
     for backend in backends:
