@@ -228,6 +228,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if overall["failed"] else 0
 
 
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--backend``, the same for every command that runs the detector."""
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "keras", "int8", "float"],
+                        help="auto: LiteRT int8 when exported, else Keras")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description="Every stage of the airlock pipeline without Jupyter.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -265,9 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("detect", help="detect plops in audio files with a trained model")
     t.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     t.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")
-    t.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
-    t.add_argument("--backend", default="auto", choices=["auto", "keras", "int8", "float"],
-                   help="auto: LiteRT int8 when exported, else Keras")
+    _model_options(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_detect)
 
@@ -287,9 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a model on labeled recordings (windows, events, BPM)")
     e.add_argument("--data", required=True, nargs="+", type=Path, metavar="DIR",
                    help="folders of audio files with same-stem .txt labels (or a synthetic set)")
-    e.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
-    e.add_argument("--backend", default="auto", choices=["auto", "keras", "int8", "float"],
-                   help="auto: LiteRT int8 when exported, else Keras")
+    _model_options(e)
     e.add_argument("--json", action="store_true", help="end with one line of JSON with the overall figures")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_evaluate)
