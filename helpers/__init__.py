@@ -15,10 +15,13 @@ augment     training-time augmentation: backgrounds at a chosen SNR, speed, reco
 models      the CRNN detector: build, train, save, LiteRT export, batch detection
 training    the training recipe of the shipped model and its held-out estimate
 events      frame probabilities → events (hysteresis, peak picking) → BPM with an interval
-evaluate    onset-based event scores (sed_eval's matching) and per-recording BPM error
+evaluate    the three views: windows, events (sed_eval: onsets, segments) and BPM per recording
+systems     every detector behind one interface: tuning, runs, tables, threshold sweeps, errors
+robustness  plops mixed into each background at a chosen SNR; sweeps; with/without augmentation
+weak        a detector from clip-level (weak) labels: multiple-instance learning, temporal pooling
 stream      live listening: microphone, file or stdin → streaming detector → rolling BPM
 brewfather  the Brewfather Custom Stream client (rate limit, retries, redacted URL)
-plots       the figures; bpm_plots: the figures of notebook 06
+plots       the figures; bpm_plots: those of notebook 06; eval_plots: those of notebook 07
 cli         ``python -m helpers <command>``
 
 Importing ``helpers`` has no side effects; import the modules you need, e.g.

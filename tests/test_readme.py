@@ -40,7 +40,7 @@ def test_every_notebook_is_listed_once_and_exists():
 
 
 def test_binder_badge_opens_an_existing_notebook_of_this_repository():
-    urls = [u for u in re.findall(r"\((https://mybinder\.org/[^)\s]+)\)", README)]
+    urls = re.findall(r"\((https://mybinder\.org/v2/[^)\s]+)\)", README)
     assert urls, "the README has no Binder badge"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     repo = urlparse(project["urls"]["Repository"]).path.strip("/")
