@@ -157,9 +157,9 @@ def manifest_overview(manifest: pd.DataFrame):
     m = manifest.sort_values("snr_db").reset_index(drop=True)
     axes[0].bar(range(len(m)), m["snr_db"], color=[colors.get(s, "gray") for s in m["split"]])
     axes[0].set(xlabel="recording (sorted by SNR)", ylabel="SNR (dB)", title="SNR per recording")
-    for s, c in colors.items():
-        axes[0].bar([], [], color=c, label=s)
-    axes[0].legend(fontsize=8)
+    from matplotlib.patches import Patch  # empty bars would all take the first colour
+
+    axes[0].legend(handles=[Patch(color=c, label=s) for s, c in colors.items()], fontsize=8)
     axes[1].scatter(manifest["snr_db"], manifest["rate_ppm"], c=[colors.get(s, "gray")
                                                                  for s in manifest["split"]], s=18)
     axes[1].set_yscale("log")
