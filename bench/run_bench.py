@@ -259,16 +259,31 @@ def part_notebooks(work: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------
+def finite(obj):
+    """The results with NaN and infinity (undefined figures) as None: strict JSON."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def fmt_table(results: dict) -> str:
     """The Markdown table the README shows."""
     lines = []
     m = results["machine"]
-    lines.append(f"Measured by `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
+    dates = sorted(d for k, d in results.get("part_date", {}).items() if k in results) or [m["date"]]
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} – {dates[-1][11:]}"
+    lines.append(f"Measured by `make bench` ({when}): {m['cpu']}, {m['cores']} cores, "
                  f"{m['memory_gb']} GB, Python {m['python']}.")
     loads = results.get("part_load", {})
     if loads:
-        lines.append("Load average at the end of each part (2 cores; above 1, other work shared the machine "
-                     "and the speeds are lower bounds): "
+        lines.append(f"Load average at the end of each part ({m['cores']} cores; where it is above 1, other work "
+                     "shared the machine and the speeds are lower bounds): "
                      + ", ".join(f"{k} {v}" for k, v in loads.items() if k in results) + ".")
     q = results.get("quality")
     if q:
@@ -373,7 +388,7 @@ def main() -> int:
         # the load average over the part's last minute: speeds measured under load are lower bounds
         results.setdefault("part_load", {})[p] = round(os.getloadavg()[0], 2)
         results.setdefault("part_date", {})[p] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        path.write_text(json.dumps(results, indent=1, default=str))  # nothing lost if a later part fails
+        path.write_text(json.dumps(finite(results), indent=1, default=str, allow_nan=False))  # nothing lost if a later part fails
     table = fmt_table(results)
     (args.out / "bench.md").write_text(table)
     print(table)

@@ -165,21 +165,25 @@ def _evaluation_manifest(folders) -> tuple["pd.DataFrame", int]:
             raise FileNotFoundError(f"{folder}: not a folder; give the folder of your labeled recordings")
         if (folder / "manifest.csv").exists():
             m = read_manifest(folder)
-        else:
-            m = own_recordings(folder)
+        else:  # unreadable files are reported by own_recordings and count as failures
+            m = own_recordings(folder, require_labels=False)
             skipped += len(find_audio(folder)) - len(m)
-        parts.append(m[m["labels"].astype(str).str.len() > 0])
+        labeled = m["labels"].astype(str).str.len() > 0
+        for path in m.loc[~labeled, "path"]:
+            print(f"{path}: no labels (no same-stem .txt), not evaluated", file=sys.stderr)
+        parts.append(m[labeled])
     manifest = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not len(manifest):
         raise ValueError(f"no labeled recordings in {', '.join(map(str, folders))}: evaluate needs "
                          "audio files with same-stem Audacity .txt labels")
-    if manifest["recording"].duplicated().any():
-        manifest["recording"] = [f"{Path(p).parent.name}/{r}" for p, r in zip(manifest["path"], manifest["recording"])]
+    if manifest["recording"].duplicated().any():  # the same stem in several folders: name by path
+        manifest["recording"] = [str(Path(p).with_suffix("")) for p in manifest["path"]]
     return manifest, skipped
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
+    import math
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -207,9 +211,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                    rtf=run.seconds(system.name) / max(audio_s, 1e-9), failed=len(run.errors) + skipped)
     show = table.rename(columns={"duration_s": "seconds", "n_ref": "plops", "n_est": "found",
                                  "precision": "P", "recall": "R", "f1": "F1", "f1_200ms": "F1@200ms",
+                                 "seg_f1": "seg F1@1s",
                                  "win_precision": "win P", "win_recall": "win R", "win_pr_auc": "win PR-AUC",
                                  "true_bpm": "true BPM", "bpm": "BPM", "bpm_error": "BPM err"})
-    cols = ["recording", "seconds", "plops", "found", "P", "R", "F1", "F1@200ms", "win P", "win R",
+    cols = ["recording", "seconds", "plops", "found", "P", "R", "F1", "F1@200ms", "seg F1@1s", "win P", "win R",
             "win PR-AUC", "true BPM", "BPM", "bpm_low", "bpm_high", "BPM err", "within_10", "ci_covers"]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(show[cols].round(3).to_string(index=False))
@@ -223,8 +228,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"  BPM               : median error {overall['bpm_error_median']:.1%}, within ±10 % on "
           f"{overall['bpm_within_10pct']:.0%} of recordings, true rate inside the 95 % interval on "
           f"{overall['bpm_ci_coverage']:.0%}")
-    if args.json:
-        print(json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in overall.items()}))
+    if args.json:  # strict JSON: NaN and infinity (undefined figures) become null
+        print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                          for k, v in overall.items()}, allow_nan=False))
     return 1 if overall["failed"] else 0
 
 

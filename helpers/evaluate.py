@@ -287,12 +287,18 @@ def _sed_list(events, name: str, *, default_length: float = 0.1) -> list[dict]:
             for a, b in zip(on, off)]
 
 
-def _sed_prf(overall: dict, f: dict) -> dict:
-    def num(x):
-        return 0.0 if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
-
-    return {"tp": int(overall["Ntp"]), "fp": int(overall["Nfp"]), "fn": int(overall["Nfn"]),
-            "precision": num(f["precision"]), "recall": num(f["recall"]), "f1": num(f["f_measure"])}
+def _sed_prf(overall: dict) -> dict:
+    """Counts of one sed_eval metrics object and the scores of one recording: where sed_eval
+    defines them they are its own; a precision with nothing detected or a recall with nothing
+    to find stays NaN, and F1 is NaN only when both are (a silent recording scored silent is
+    not a failure), else ``2 tp / (2 tp + fp + fn)`` — 0 when plops were all missed. The
+    pooled figures come from the summed counts."""
+    tp, fp, fn = int(overall["Ntp"]), int(overall["Nfp"]), int(overall["Nfn"])
+    nan = float("nan")
+    return {"tp": tp, "fp": fp, "fn": fn,
+            "precision": tp / (tp + fp) if tp + fp else nan,
+            "recall": tp / (tp + fn) if tp + fn else nan,
+            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else nan}
 
 
 def sed_eval_scores(references, estimates, durations, *, names=None,
@@ -302,7 +308,8 @@ def sed_eval_scores(references, estimates, durations, *, names=None,
 
     Returns ``{"event_100ms": {...}, "event_200ms": {...}, "segment_1s": {...},
     "per_recording": DataFrame}``; each score dict has ``tp``, ``fp``, ``fn``, ``precision``,
-    ``recall`` and ``f1`` (0 where sed_eval says NaN). sed_eval's overall figures are made
+    ``recall`` and ``f1`` (pooled: 0 where undefined; per recording: NaN, as sed_eval says).
+    sed_eval's overall figures are made
     from counts summed over the files it was given, so the pooled figures here are computed
     from the per-recording counts of sed_eval (the tests check them against one pooled
     sed_eval run). Events without an end (onset detectors) last 0.1 s for the segment-based
@@ -331,10 +338,10 @@ def sed_eval_scores(references, estimates, durations, *, names=None,
             m = sed_eval.sound_event.EventBasedMetrics(
                 event_label_list=["p"], t_collar=c, evaluate_onset=True, evaluate_offset=False)
             m.evaluate(reference_event_list=r, estimated_event_list=e)
-            row.update({f"{key}_{k}": v for k, v in _sed_prf(m.overall, m.results_overall_metrics()["f_measure"]).items()})
+            row.update({f"{key}_{k}": v for k, v in _sed_prf(m.overall).items()})
         m = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=["p"], time_resolution=segment_s)
         m.evaluate(reference_event_list=r, estimated_event_list=e, evaluated_length_seconds=float(dur))
-        row.update({f"{keys[-1]}_{k}": v for k, v in _sed_prf(m.overall, m.results_overall_metrics()["f_measure"]).items()})
+        row.update({f"{keys[-1]}_{k}": v for k, v in _sed_prf(m.overall).items()})
         rows.append(row)
     per = pd.DataFrame(rows)
     out = {key: prf(*(int(per[f"{key}_{k}"].sum()) if len(per) else 0 for k in ("tp", "fp", "fn"))) for key in keys}
@@ -357,11 +364,12 @@ def _evaluate(references, estimates, durations, *, names, scores, hop_s: float, 
                      **{k: per.loc[i, f"event_100ms_{k}"] for k in ("tp", "fp", "fn", "precision", "recall", "f1")},
                      "f1_200ms": per.loc[i, "event_200ms_f1"],
                      **{f"{k}_200ms": per.loc[i, f"event_200ms_{k}"] for k in ("tp", "fp", "fn")},
+                     "seg_f1": per.loc[i, "segment_1s_f1"],
                      **{f"seg_{k}": per.loc[i, f"segment_1s_{k}"] for k in ("tp", "fp", "fn")}})
     table = pd.DataFrame(rows, columns=None if rows else ["recording", "duration_s"])
-    if len(table):
-        table = table.merge(bpm.drop(columns=["tp", "fp", "fn", "precision", "recall", "f1"]),
-                            on="recording", how="left")
+    if len(table):  # row i of every table is recording i (names need not be unique)
+        extra = bpm.drop(columns=["recording", "tp", "fp", "fn", "precision", "recall", "f1"])
+        table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
         first = ["recording", "duration_s", "n_ref", "n_est"]
         table = table[first + [c for c in table if c not in first]]
     return table, windows
@@ -403,10 +411,12 @@ def evaluate_recordings(references, estimates, durations, *, names=None, scores=
     Per recording: ``recording``, ``duration_s``, ``n_ref``, ``n_est``, window-wise
     ``win_precision``, ``win_recall``, ``win_fpr``, ``win_fnr``, ``win_pr_auc``; onset
     events at 100 ms (``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``),
-    ``f1_200ms`` (and its counts), the segment counts ``seg_tp`` …; ``true_bpm``, ``bpm``,
+    ``f1_200ms`` (and its counts), the segment F1 ``seg_f1`` and counts ``seg_tp`` …
+    (scores NaN where undefined); ``true_bpm``, ``bpm``,
     ``bpm_low``, ``bpm_high``, ``bpm_error``, ``within_10``, ``ci_covers``. Overall
     (:func:`summarize_evaluation`): ``f1``, ``precision``, ``recall`` (onsets, 100 ms
-    collar, pooled), ``f1_200ms``, ``segment_f1_1s``, ``window_*``, ``bpm_error_median``,
+    collar, pooled), ``f1_200ms``, ``segment_f1_1s``, ``window_*``, ``bpm_error_median``
+    (``inf`` when a recording without plops gets detections: no relative error exists there),
     ``bpm_within_10pct``, ``bpm_ci_coverage``, ``recordings``, ``plops``, ``detections``.
 
     Examples

@@ -166,20 +166,24 @@ class HmmSystem(System):
         res = autolabel(y, **self.options)
         n = len(y) // int(SR * HOP_S) + 1
         scores = np.zeros(n)
-        cand = res.candidates if res.status == "ok" else pd.DataFrame()
+        # every candidate the HMM found, also in a recording flagged "no plop found" at the
+        # default confidence: a lower threshold would have kept some of them
+        cand = res.candidates if "confidence" in res.candidates else pd.DataFrame()
         if len(cand):
             idx = np.clip((cand["start"].to_numpy(float) / HOP_S).round().astype(int), 0, n - 1)
             np.maximum.at(scores, idx, cand["confidence"].to_numpy(float))
-        return Output(res.events, scores, HOP_S, state=(cand, res.options))
+        return Output(res.events, scores, HOP_S, state=(cand, res.options, res.duration_s))
 
     def events_at(self, out: Output, threshold: float) -> pd.DataFrame:
         from helpers.autolabel import _keep
 
-        cand, options = out.state
+        cand, options, duration = out.state
         if not len(cand):
             return out.events.iloc[:0]
         keep = _keep(cand["start"].to_numpy(float), cand["confidence"].to_numpy(float),
                      min_confidence=float(threshold), min_gap_s=options["min_gap_s"])
+        if duration > 0 and 60.0 * keep.sum() / duration > options["max_rate_ppm"]:
+            keep[:] = False  # the labeler's rule: an implausible rate means the background was taken
         ev = cand[keep]
         return pd.DataFrame({"start": ev["start"].to_numpy(float), "end": ev["end"].to_numpy(float),
                              "label": PLOP_LABEL, "confidence": ev["confidence"].to_numpy(float)})
@@ -391,7 +395,8 @@ def evaluation_tables(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
                                    names=m["recording"].tolist(), scores=[o.scores for o in outs],
                                    hop_s=outs[0].hop_s if outs else HOP_S, window_s=WINDOW_S)
         table.insert(0, "system", name)
-        table = table.merge(m[["recording", *extra]], on="recording", how="left")
+        for c in extra:  # row i is recording i of the manifest
+            table[c] = m[c].to_numpy()
         per.append(table)
         for split in splits + ["all"]:
             idx = np.arange(len(m)) if split == "all" else np.flatnonzero(m["split"] == split)

@@ -74,7 +74,10 @@ def test_window_metrics_rates():
 
 def test_segment_and_event_scores_are_sed_eval_s():
     rng = np.random.default_rng(1)
-    refs, ests, durs = [], [], []
+    empty = pd.DataFrame({"start": [], "end": [], "label": []})
+    # a silent recording scored silent, and one with plops where nothing was found
+    two = pd.DataFrame({"start": [2.0, 5.0], "end": [2.1, 5.1], "label": "p"})
+    refs, ests, durs = [empty, two], [empty, empty], [30.0, 30.0]
     for _ in range(4):
         r = np.sort(rng.uniform(0, 30, 12))
         e = np.sort(np.r_[r[:9] + rng.normal(0, 0.08, 9), rng.uniform(0, 30, 3)])
@@ -95,6 +98,10 @@ def test_segment_and_event_scores_are_sed_eval_s():
     assert out["segment_1s"]["f1"] == pytest.approx(seg.results_overall_metrics()["f_measure"]["f_measure"])
     assert out["event_200ms"]["f1"] == pytest.approx(ev.results_overall_metrics()["f_measure"]["f_measure"])
     assert 0 < out["event_100ms"]["f1"] < out["event_200ms"]["f1"] < 1
+    assert out["event_100ms"]["fn"] >= 2  # the two plops of the recording where nothing was found
+    per = out["per_recording"]
+    assert np.isnan(per.loc[0, "event_100ms_f1"])  # nothing to find, nothing found: undefined, not 0
+    assert per.loc[1, "event_100ms_f1"] == 0.0 and per.loc[1, "event_100ms_fn"] == 2
 
 
 def test_detection_errors_lists_every_miss_and_false_alarm():
@@ -131,7 +138,9 @@ def test_librosa_system_is_librosa_onset_detect():
 
     y = _recordings(1, seed=3)[0].audio
     ours = systems.LibrosaSystem().run(y).events["start"].to_numpy()
-    assert np.allclose(ours, librosa.onset.onset_detect(y=y, sr=SR, units="time"))
+    theirs = librosa.onset.onset_detect(y=y, sr=SR, units="time")
+    assert len(ours) == len(theirs) > 5
+    assert np.allclose(ours, theirs)
 
 
 def test_each_system_decides_at_its_own_threshold_as_in_the_sweep(quick_run):
@@ -139,6 +148,7 @@ def test_each_system_decides_at_its_own_threshold_as_in_the_sweep(quick_run):
     for s in syss:
         for o in run.outputs[s.name]:
             again = s.events_at(o, s.threshold)
+            assert len(again) == len(o.events), s.name
             assert np.allclose(again["start"].to_numpy(), o.events["start"].to_numpy()), s.name
 
 
@@ -217,6 +227,8 @@ def test_cli_evaluate_without_labels_says_what_is_needed(tmp_path):
 
 
 def test_evaluate_recordings_matches_score_detections_for_bpm():
+    from helpers.evaluate import score_detections
+
     recs = _recordings(2, seed=5)
     refs = [r.events for r in recs]
     ests = [r.events.iloc[::2] for r in recs]
@@ -224,3 +236,31 @@ def test_evaluate_recordings_matches_score_detections_for_bpm():
     assert overall["recall"] == pytest.approx(sum(len(e) for e in ests) / sum(len(r) for r in refs))
     assert overall["precision"] == 1.0
     assert (table["n_est"] == [len(e) for e in ests]).all()
+    bpm = score_detections(refs, ests, [15.0, 15.0])
+    for col in ("true_bpm", "bpm", "bpm_error", "within_10"):
+        assert table[col].tolist() == bpm[col].tolist(), col
+    assert overall["bpm_error_median"] == pytest.approx(bpm["bpm_error"].median())
+    assert overall["bpm_error_median"] > 0.2  # every other plop found: far from the true rate
+
+
+def test_duplicate_names_keep_one_row_per_recording():
+    table, overall = evaluate_recordings([[1.0], [2.0]], [[1.0], []], [5.0, 5.0], names=["a", "a"])
+    assert len(table) == 2
+    assert (overall["tp"], overall["fn"], overall["plops"]) == (1, 1, 2)
+    assert table["tp"].tolist() == [1, 0]
+
+
+def test_cli_json_is_strict_when_a_figure_is_undefined(tmp_path):
+    """A background-only recording (empty label file) with a detection has no relative BPM
+    error (infinite); the JSON line must still parse with a strict parser."""
+    rec = _recordings(1, seed=90, snr=25.0)[0]
+    sf.write(tmp_path / "busy.wav", rec.audio, SR)
+    (tmp_path / "busy.txt").write_text("")  # labeled as "no plops" although there are some
+    sf.write(tmp_path / "unlabeled.wav", rec.audio, SR)  # noted on stderr, not a failure
+    r = _cli("evaluate", "--data", str(tmp_path), "--json", "--quiet", "--backend", "int8")
+    assert r.returncode == 0, r.stderr
+    assert "unlabeled.wav: no labels" in r.stderr
+    line = r.stdout.strip().splitlines()[-1]
+    result = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert result["recordings"] == 1 and result["plops"] == 0 and result["detections"] > 0
+    assert result["bpm_error_median"] is None and result["precision"] == 0.0
