@@ -27,8 +27,15 @@ def data_dir() -> Path:
 
     Examples
     --------
-    >>> data_dir().name
-    'data'
+    >>> import os
+    >>> saved = os.environ.pop("AED_DATA_DIR", None)
+    >>> data_dir() == REPO_ROOT / "data"
+    True
+    >>> os.environ["AED_DATA_DIR"] = "/srv/airlock"
+    >>> str(data_dir())
+    '/srv/airlock'
+    >>> if saved is None: del os.environ["AED_DATA_DIR"]
+    ... else: os.environ["AED_DATA_DIR"] = saved
     """
     return Path(os.environ.get("AED_DATA_DIR", REPO_ROOT / "data"))
 
