@@ -148,20 +148,13 @@ def _quality_rows(overall, run) -> list[dict]:
 
 
 def hour_file(work: Path) -> Path:
-    """One hour of audio in one 16 kHz WAV: the synthetic recordings joined end to end."""
-    import numpy as np
-    import soundfile as sf
+    """One hour of audio in one 16 kHz WAV (the synthetic set joined end to end): the file
+    ``bench/autolabel_speed.py`` labels too, built once in ``work`` for both."""
+    from autolabel_speed import build_hour_file  # bench/ is this script's folder
 
-    from helpers import datasets
-
-    path = work / "hour.wav"
-    if path.exists():
-        return path
-    manifest = datasets.synthetic(profile="full")
-    with sf.SoundFile(path, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
-        for _, row in manifest.iterrows():
-            y, _ = datasets.load_recording(row)
-            f.write(np.clip(y, -1, 1))
+    path = work / "one_hour_16000.wav"
+    if not path.exists():
+        build_hour_file(path, 16000)
     return path
 
 
@@ -392,7 +385,7 @@ def main() -> int:
     table = fmt_table(results)
     (args.out / "bench.md").write_text(table)
     print(table)
-    print(f"wrote {path} and {args.out / 'bench.md'}" + (" and the README table" if update_readme(table) else ""))
+    print(f"wrote {path} and {args.out / 'bench.md'}" + (" and the README table" if args.out.resolve() == RESULTS and update_readme(table) else ""))
     log(f"done in {(time.perf_counter() - t_all) / 60:.1f} min")
     return 0
 

@@ -26,6 +26,21 @@ def _power(x: np.ndarray) -> float:
     return float(np.mean(np.square(x, dtype=np.float64)) + 1e-20)
 
 
+def event_mask(events: pd.DataFrame, n: int, *, sr: int = SR) -> np.ndarray:
+    """The samples (of ``n``) inside the events: where the plop power of an SNR is measured.
+    Every event covers at least one sample.
+
+    Examples
+    --------
+    >>> event_mask(pd.DataFrame({"start": [0.25], "end": [0.5]}), 8, sr=8).nonzero()[0].tolist()
+    [2, 3]
+    """
+    mask = np.zeros(n, dtype=bool)
+    for s, e in zip(events["start"], events["end"]):
+        mask[int(s * sr):max(int(e * sr), int(s * sr) + 1)] = True
+    return mask
+
+
 def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator,
                    snr_db: float, families: list[str] | None = None, sr: int = SR) -> np.ndarray:
     """Add a procedural background to ``y`` so that the plops are ``snr_db`` above it.
@@ -49,9 +64,7 @@ def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Genera
     bg = np.zeros(len(y))
     for i, name in enumerate(chosen):
         bg += (1.0 if i == 0 else 10 ** (rng.uniform(-12, 0) / 20)) * BACKGROUNDS[str(name)](rng, len(y), sr)
-    mask = np.zeros(len(y), dtype=bool)
-    for s, e in zip(events["start"], events["end"]):
-        mask[int(s * sr):max(int(e * sr), int(s * sr) + 1)] = True
+    mask = event_mask(events, len(y), sr=sr)
     p_sig = _power(y[mask]) if mask.any() else _power(y)
     bg *= np.sqrt(p_sig / (_power(bg) * 10 ** (snr_db / 10)))
     return (y + bg).astype(np.float32)

@@ -647,15 +647,11 @@ def window_scores(labels: np.ndarray, probabilities: np.ndarray, *, threshold: f
     >>> window_scores(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.4]))
     {'precision': 0.5, 'recall': 0.5, 'pr_auc': 0.8333333333333333}
     """
-    from sklearn.metrics import average_precision_score
+    from helpers.evaluate import window_metrics
 
-    labels = np.asarray(labels) > 0
-    pred = np.asarray(probabilities) >= threshold
-    tp = int((pred & labels).sum())
-    return {"precision": tp / max(int(pred.sum()), 1),
-            "recall": tp / max(int(labels.sum()), 1),
-            "pr_auc": float(average_precision_score(labels, probabilities)) if labels.any()
-            else float("nan")}
+    probabilities = np.asarray(probabilities)
+    m = window_metrics(np.asarray(labels) > 0, probabilities >= threshold, probabilities)
+    return {k: m[k] for k in ("precision", "recall", "pr_auc")}
 
 
 def cross_validate_baseline(items: Sequence[tuple[np.ndarray, pd.DataFrame]] | None, *,

@@ -133,20 +133,12 @@ def plop_track(*, seed: int, duration_s: float = 25.0, rate_ppm: tuple[float, fl
 
         track = synth._sos_filter(signal.oaconvolve(track, rir)[:n], chain.filters(sr))
     events = pd.DataFrame({"start": np.round(starts, 4), "end": np.round(ends, 4), "label": PLOP_LABEL})
-    mask = _event_mask(events, n, sr)
+    mask = augment.event_mask(events, n, sr=sr)
     if mask.any():
         track /= math.sqrt(float(np.mean(track[mask] ** 2)) + 1e-20)
     info = {"airlock": char.airlock, "rate_ppm": round(len(events) / duration_s * 60, 2),
             "n_plops": len(events)}
     return track.astype(np.float32), events, info
-
-
-def _event_mask(events: pd.DataFrame, n: int, sr: int) -> np.ndarray:
-    """Samples inside events (the mask :func:`helpers.augment.mix_background` measures)."""
-    mask = np.zeros(n, dtype=bool)
-    for s, e in zip(events["start"], events["end"]):
-        mask[int(s * sr):max(int(e * sr), int(s * sr) + 1)] = True
-    return mask
 
 
 def measured_snr_db(plops: np.ndarray, background: np.ndarray, events: pd.DataFrame, *,
@@ -160,7 +152,7 @@ def measured_snr_db(plops: np.ndarray, background: np.ndarray, events: pd.DataFr
     >>> round(measured_snr_db(p, 0.1 * np.ones(16000), ev), 1)
     20.0
     """
-    mask = _event_mask(events, len(plops), sr)
+    mask = augment.event_mask(events, len(plops), sr=sr)
     if not mask.any():
         raise ValueError("no events inside the audio: the SNR is measured over the plops")
     p_sig = np.mean(np.square(plops[mask], dtype=np.float64))
@@ -196,7 +188,7 @@ def _check_mix_input(plops, events, snr_db, sr) -> np.ndarray:
         raise ValueError(f"plops must be non-empty mono audio, got shape {y.shape}")
     if not np.isfinite(snr_db):
         raise ValueError(f"snr_db must be a finite number of dB, not {snr_db}")
-    if events is None or len(events) == 0 or not _event_mask(events, len(y), sr).any():
+    if events is None or len(events) == 0 or not augment.event_mask(events, len(y), sr=sr).any():
         raise ValueError("no events inside the audio: the SNR is defined over the plops, "
                          "so mix needs at least one labeled plop")
     return y

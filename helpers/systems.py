@@ -449,6 +449,15 @@ def threshold_sweep(system: System, outputs: list[Output], references: list[pd.D
     return pd.DataFrame(rows).sort_values(["recall", "precision"]).reset_index(drop=True)
 
 
+def sweeps(systems, run: Run, *, split: str | None = None) -> tuple[dict, dict]:
+    """:func:`threshold_sweep` of every system over the recordings of ``run`` (those of one
+    ``split`` when given), and each sweep's :func:`sweep_ap`: two dicts keyed by system name."""
+    idx = np.arange(len(run.references)) if split is None else np.flatnonzero(run.manifest["split"] == split)
+    refs = [run.references[i] for i in idx]
+    out = {s.name: threshold_sweep(s, [run.outputs[s.name][i] for i in idx], refs) for s in systems}
+    return out, {name: sweep_ap(sw) for name, sw in out.items()}
+
+
 def sweep_ap(sweep: pd.DataFrame) -> float:
     """Average precision of an event-based precision–recall sweep: the area under the
     curve's upper envelope (precision interpolated as the best at any higher recall), from
@@ -486,4 +495,4 @@ def errors_table(run: Run, name: str, *, collar: float = 0.1) -> pd.DataFrame:
 
 __all__ = ["HOP_S", "SYSTEM_NAMES", "EnergySystem", "HmmSystem", "LibrosaSystem", "Output",
            "ProbabilitySystem", "Run", "System", "Systems", "breakdown", "errors_table", "evaluation_tables",
-           "make_systems", "run_systems", "sweep_ap", "threshold_sweep", "tune_librosa"]
+           "make_systems", "run_systems", "sweep_ap", "sweeps", "threshold_sweep", "tune_librosa"]

@@ -163,6 +163,13 @@ def test_sweep_trades_precision_for_recall(quick_run):
     by_t = crnn.sort_values("threshold")
     assert (np.diff(by_t["tp"] + by_t["fn"]) == 0).all()  # the same references at every threshold
     assert by_t["recall"].is_monotonic_decreasing
+    # the sweeps of one split are those of its recordings alone
+    test_sweeps, test_ap = systems.sweeps(syss, run, split="test")
+    idx = [2, 3]  # the test recordings of quick_run
+    alone = systems.threshold_sweep(syss["GMM-HMM"], [run.outputs["GMM-HMM"][i] for i in idx],
+                                    [run.references[i] for i in idx])
+    assert test_sweeps["GMM-HMM"].equals(alone)
+    assert test_ap["GMM-HMM"] == systems.sweep_ap(alone)
 
 
 def test_evaluation_tables_per_split_and_errors(quick_run):
