@@ -1,10 +1,12 @@
 """Training-time augmentation: the same plops in conditions the recordings did not have.
 
-Three kinds, applied to a recording and its events together:
+Four kinds, applied to a recording and its events together:
 
 - :func:`mix_background`: add a background made by :mod:`helpers.synth` (any of its
   families) at a chosen signal-to-noise ratio — the most useful one, and the one notebook 09
   uses to estimate performance in conditions nobody recorded.
+- :func:`mix_confusers`: add transients that are *not* plops (knocks, taps, clicks, doors,
+  glass, typing, clunks) — hard negatives, so that a sharp sound alone is not taken for a plop.
 - :func:`speed`: play faster or slower (resampling), which moves every pitch and stretches
   time; the events are stretched with it.
 - :func:`channel`: the recording chain — gain, a random equalizer, high- and low-pass
@@ -42,11 +44,14 @@ def event_mask(events: pd.DataFrame, n: int, *, sr: int = SR) -> np.ndarray:
 
 
 def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator,
-                   snr_db: float, families: list[str] | None = None, sr: int = SR) -> np.ndarray:
+                   snr_db: float, families: list[str] | None = None, pool: list[str] | None = None,
+                   sr: int = SR) -> np.ndarray:
     """Add a procedural background to ``y`` so that the plops are ``snr_db`` above it.
 
-    The plop power is measured over the labeled events of ``y`` (the whole signal when there
-    are none), the same definition as the synthetic set's SNR.
+    ``families`` mixes exactly those families; otherwise one or two are drawn from ``pool``
+    (default: every family of :data:`helpers.synth.BACKGROUNDS`). The plop power is measured
+    over the labeled events of ``y`` (the whole signal when there are none), the same
+    definition as the synthetic set's SNR.
 
     Examples
     --------
@@ -58,8 +63,11 @@ def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Genera
     """
     from helpers.synth import BACKGROUNDS
 
-    names = families or sorted(BACKGROUNDS)
-    k = int(rng.integers(1, 3)) if families is None else len(names)
+    names = list(families) if families else sorted(pool or BACKGROUNDS)
+    unknown = sorted(set(names) - set(BACKGROUNDS))
+    if unknown:
+        raise ValueError(f"unknown background families {unknown}; known: {sorted(BACKGROUNDS)}")
+    k = int(rng.integers(1, 3)) if not families else len(names)
     chosen = rng.choice(names, size=min(k, len(names)), replace=False)
     bg = np.zeros(len(y))
     for i, name in enumerate(chosen):
@@ -68,6 +76,41 @@ def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Genera
     p_sig = _power(y[mask]) if mask.any() else _power(y)
     bg *= np.sqrt(p_sig / (_power(bg) * 10 ** (snr_db / 10)))
     return (y + bg).astype(np.float32)
+
+
+def mix_confusers(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator,
+                  rate_per_min: float, level_db: tuple[float, float] = (-10.0, 6.0),
+                  kinds: list[str] | None = None, sr: int = SR) -> np.ndarray:
+    """Add non-plop transients (:data:`helpers.synth.CONFUSERS`) at random times, about
+    ``rate_per_min`` of them per minute, each with its peak ``level_db`` (drawn from the range)
+    relative to the median plop peak of ``y``. The events are unchanged: these are negatives.
+
+    Examples
+    --------
+    >>> y = np.zeros(32000, dtype="float32"); y[1000:1800] = 0.5
+    >>> ev = pd.DataFrame({"start": [0.0625], "end": [0.1125], "label": ["p"]})
+    >>> z = mix_confusers(y, ev, rng=np.random.default_rng(1), rate_per_min=120, kinds=["knock"])
+    >>> z.shape == y.shape, bool(np.abs(z - y).max() > 0.05)
+    (True, True)
+    """
+    from helpers.synth import CONFUSERS
+
+    names = sorted(kinds or CONFUSERS)
+    unknown = sorted(set(names) - set(CONFUSERS))
+    if unknown:
+        raise ValueError(f"unknown confusers {unknown}; known: {sorted(CONFUSERS)}")
+    n = len(y)
+    peaks = [np.max(np.abs(y[int(s * sr):max(int(e * sr), int(s * sr) + 1)]), initial=0.0)
+             for s, e in zip(events["start"], events["end"])]
+    ref = float(np.median(peaks)) if peaks else 3 * np.sqrt(_power(y))
+    z = np.asarray(y, dtype=np.float64).copy()
+    for _ in range(int(rng.poisson(rate_per_min * n / sr / 60))):
+        x = CONFUSERS[str(rng.choice(names))](rng, sr)
+        x = x / (np.max(np.abs(x)) + 1e-12) * ref * 10 ** (rng.uniform(*level_db) / 20)
+        at = int(rng.integers(0, n))
+        m = min(len(x), n - at)
+        z[at:at + m] += x[:m]
+    return z.astype(np.float32)
 
 
 def speed(y: np.ndarray, events: pd.DataFrame, *, factor: float, sr: int = SR
@@ -121,9 +164,13 @@ def channel(y: np.ndarray, *, rng: np.random.Generator, sr: int = SR) -> np.ndar
 
 def augment(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator, sr: int = SR,
             snr_db: tuple[float, float] = (-5.0, 25.0), speed_range: tuple[float, float] = (0.85, 1.18),
-            p_background: float = 0.7) -> tuple[np.ndarray, pd.DataFrame]:
-    """One random augmentation of a recording: speed, then (with ``p_background``) a mixed-in
-    background at an SNR drawn from ``snr_db``, then the channel.
+            p_background: float = 0.7, backgrounds: list[str] | None = None,
+            p_confusers: float = 0.5, confuser_rate: tuple[float, float] = (2.0, 20.0),
+            ) -> tuple[np.ndarray, pd.DataFrame]:
+    """One random augmentation of a recording: speed, then (with ``p_confusers``) non-plop
+    transients at a rate per minute drawn from ``confuser_rate``, then (with ``p_background``)
+    a background from ``backgrounds`` (default: all families) at an SNR drawn from ``snr_db``,
+    then the channel.
 
     Examples
     --------
@@ -134,7 +181,9 @@ def augment(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator, sr
     (dtype('float32'), True)
     """
     z, ev = speed(y, events, factor=float(np.exp(rng.uniform(*np.log(speed_range)))), sr=sr)
+    if rng.random() < p_confusers:
+        z = mix_confusers(z, ev, rng=rng, rate_per_min=float(rng.uniform(*confuser_rate)), sr=sr)
     if rng.random() < p_background:
-        z = mix_background(z, ev, rng=rng, snr_db=float(rng.uniform(*snr_db)), sr=sr)
+        z = mix_background(z, ev, rng=rng, snr_db=float(rng.uniform(*snr_db)), pool=backgrounds, sr=sr)
     z = channel(z, rng=rng, sr=sr)
     return z, ev
