@@ -313,9 +313,11 @@ def epoch_windows(feats: list[np.ndarray], labs: list[np.ndarray], *, rng: np.ra
 
 
 def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int, seed: int,
-                    progress: bool = False) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-    """The recordings, then ``copies`` augmented versions of each (see :mod:`helpers.augment`),
-    made one at a time as they are consumed (an augmented copy is not kept in memory)."""
+                    progress: bool = False, backgrounds: list[str] | None = None,
+                    ) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """The recordings, then ``copies`` augmented versions of each (see :mod:`helpers.augment`;
+    mixed-in backgrounds drawn from ``backgrounds``, default all families), made one at a time
+    as they are consumed (an augmented copy is not kept in memory)."""
     from tqdm.auto import tqdm
 
     from helpers.augment import augment
@@ -324,7 +326,7 @@ def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int
     yield from items
     for _ in tqdm(range(copies), desc="augmenting", disable=not progress):
         for y, ev in items:
-            yield augment(y, ev, rng=rng)
+            yield augment(y, ev, rng=rng, backgrounds=backgrounds)
 
 
 # ---------------------------------------------------------------------------------------
@@ -336,13 +338,15 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
                    learning_rate: float = 2e-3, time_budget_s: float | None = None,
                    progress: bool = True, verbose: int = 0,
                    extra: list[tuple[np.ndarray, pd.DataFrame]] | None = None,
+                   backgrounds: list[str] | None = None,
                    ) -> tuple["Detector", pd.DataFrame]:
     """Train a CRNN detector on recordings with events, keeping the epoch with the best
     validation event F1, then tune the post-processing on the validation recordings.
 
     ``train`` and ``val`` are lists of ``(audio at 16 kHz, events)``; each training recording
     also gets ``copies`` augmented versions. ``extra`` recordings are trained on as they are
-    (no augmented copies). ``init`` continues from an existing detector (fine-tuning, same
+    (no augmented copies). ``backgrounds`` limits the background families the augmentation
+    mixes in (a held-out estimate must not mix in the families it holds out). ``init`` continues from an existing detector (fine-tuning, same
     front end). Returns the detector and the history
     (loss, val PR-AUC, val event F1 per epoch).
     """
@@ -356,7 +360,8 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     if init is not None:
         frontend = init.config.frontend
     n_train = len(train)
-    stream = itertools.chain(augmented_items(train, copies=copies, seed=seed, progress=progress), extra or [])
+    stream = itertools.chain(augmented_items(train, copies=copies, seed=seed, progress=progress,
+                                                   backgrounds=backgrounds), extra or [])
     feats, labs = features_and_labels(stream, frontend=frontend)
     # memory: from here on the features are all that training needs; a caller that passes the
     # lists without keeping them (training.train_and_export) lets the audio go now
@@ -381,7 +386,12 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
         model.set_weights(init.model.get_weights())
     else:
         model = build_crnn()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    # the learning rate falls along a cosine over the planned epochs (to 5 %), so that the last
+    # epochs refine instead of jumping between solutions (the validation F1 then varies less)
+    per_epoch = sum(-(-(len(f) - WINDOW + 1) // WINDOW) for f in feats)
+    steps = max(1, epochs * -(-per_epoch // batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.BinaryCrossentropy(),
                   metrics=[keras.metrics.AUC(curve="PR", name="pr_auc")])
     det = Detector(model, config, backend="keras")
@@ -395,8 +405,10 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
         t0 = time.perf_counter()
         x, yl = epoch_windows(feats, labs, rng=rng)
         sw = np.where(yl[..., 0] > 0.5, w_pos, 1.0).astype(np.float32)
-        h = model.fit(x, yl, sample_weight=sw, batch_size=batch_size,
-                      epochs=1, verbose=verbose)
+        # batch by batch from the (already shuffled) arrays: fit on whole arrays would first copy
+        # the epoch into a tensor, which is what took notebook 05 over Binder's 2 GB
+        h = model.fit(_batches(x, yl, sw, batch_size=batch_size), epochs=1, verbose=verbose)
+        del x, yl, sw
         probs = [det.probabilities_from_features(f) for f in val_feats]
         f1 = pooled_onset_scores([(r, probabilities_to_events(p, hop_s=HOP_S, on=0.5))
                                   for r, p in zip(val_refs, probs)])["f1"] if val else float("nan")
@@ -427,6 +439,22 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
                      "augmented_copies": copies, "train_seconds": round(time.perf_counter() - t_start, 1),
                      **operations_per_second(model)}
     return det, pd.DataFrame(history)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, batch_size: int):
+    """The arrays as a Keras ``PyDataset`` of consecutive batches (no shuffling, no copy of
+    the whole arrays)."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, i):
+            sl = slice(i * batch_size, (i + 1) * batch_size)
+            return x[sl], y[sl], weights[sl]
+
+    return Batches()
 
 
 def _pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:

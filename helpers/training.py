@@ -50,9 +50,10 @@ def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: b
 
 def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out: str | Path,
                      profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
-                     export: bool = True, frontend: str = "pcen") -> dict:
+                     export: bool = True, frontend: str = "pcen", backgrounds: list[str] | None = None) -> dict:
     """Train on ``main_set``'s train split plus ``extra``, validate on its val split, save
-    to ``out``, export LiteRT, and score Keras / float / int8 on the test split."""
+    to ``out``, export LiteRT, and score Keras / float / int8 on the test split.
+    ``backgrounds`` limits the families the augmentation mixes in (default all)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     out = Path(out)
     t0 = time.perf_counter()
@@ -69,7 +70,7 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     # The lists are not kept here, so train_detector can let the audio go once it has features.
     det, history = train_detector(items(main_train, progress=progress), val, epochs=prof.train_epochs, copies=1,
                                   seed=seed, time_budget_s=prof.train_budget_s, progress=progress,
-                                  frontend=frontend,
+                                  frontend=frontend, backgrounds=backgrounds,
                                   extra=items(extra, progress=progress) if n_extra else [])
     train_seconds = time.perf_counter() - t0
     det.save(out)
@@ -120,13 +121,45 @@ def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, pro
                                        backgrounds=HELDOUT_BACKGROUNDS, prefix="unseen",
                                        progress=progress)
     report = train_and_export(train_m, extra, out=base / f"model-{frontend}", profile=prof, seed=seed,
-                              progress=progress, export=False, frontend=frontend)
+                              progress=progress, export=False, frontend=frontend,
+                              backgrounds=list(seen_bg))
     det = Detector.load(base / f"model-{frontend}", backend="keras")
     unseen_table, unseen_summary = evaluate_detector(det, unseen)
     drip = unseen_table[unseen_table["airlock"].isin(HELDOUT_AIRLOCKS)]
     return {"frontend": frontend, "held_out_backgrounds": list(HELDOUT_BACKGROUNDS), "held_out_airlocks": list(HELDOUT_AIRLOCKS),
             "seen_test": report["test"]["keras"], "unseen": unseen_summary,
             "unseen_held_out_airlock_f1": summarize_scores(drip)["f1"] if len(drip) else None}
+
+
+def report_table(report: dict) -> str:
+    """The shipped model's figures as the Markdown table that the README and the slides show
+    (``tests/test_readme.py`` checks that they show exactly this table for
+    ``models/crnn/report.json``).
+
+    Examples
+    --------
+    >>> s = {"f1": 0.9, "precision": 0.95, "recall": 0.855, "bpm_within_10pct": 0.75, "recordings": 12}
+    >>> print(report_table({"test": {"keras": s}}))
+    | synthetic data | event F1 (onsets, 100 ms) | precision | recall | BPM within ±10 % |
+    | --- | --- | --- | --- | --- |
+    | test split, Keras | 0.900 | 0.950 | 0.855 | 75 % of 12 recordings |
+    """
+    def row(name: str, s: dict, first: bool = False) -> str:
+        share = f"{s['bpm_within_10pct'] * 100:.0f} %" + (f" of {s['recordings']} recordings" if first else "")
+        return f"| {name} | {s['f1']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} | {share} |"
+
+    lines = ["| synthetic data | event F1 (onsets, 100 ms) | precision | recall | BPM within ±10 % |",
+             "| --- | --- | --- | --- | --- |"]
+    names = {"keras": "test split, Keras", "float": "test split, LiteRT float", "int8": "test split, LiteRT int8"}
+    for i, (backend, s) in enumerate(report.get("test", {}).items()):
+        if backend != "float":  # float scores as Keras does; the table keeps the two that differ
+            lines.append(row(names[backend], s, first=i == 0))
+    h = report.get("heldout")
+    if h:
+        held = ", ".join(h["held_out_backgrounds"]) + " and " + ", ".join(h["held_out_airlocks"]) + " plops"
+        lines.append(row(f"held-out sounds: trained without {held}, tested on them", h["unseen"]))
+        lines.append(row("the same recipe, tested on sounds like its training data", h["seen_test"]))
+    return "\n".join(lines)
 
 
 def format_report(report: dict) -> str:
