@@ -69,3 +69,16 @@ def test_readme_documents_every_command():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for name in sub.choices:
         assert f"python -m helpers {name}" in README, f"the README does not show `{name}`"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "slides/talk.md"])
+def test_shipped_model_table_is_its_report(doc):
+    """The shipped model's figures in the README and the talk are the table of its own
+    ``report.json`` (``make model`` rewrites both), never numbers typed by hand."""
+    import json
+
+    from helpers.training import report_table
+
+    report = json.loads((ROOT / "models" / "crnn" / "report.json").read_text())
+    table = report_table(report)
+    assert table in (ROOT / doc).read_text(), f"{doc}: the shipped model table differs from report.json:\n{table}"
