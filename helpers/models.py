@@ -392,8 +392,7 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     steps = max(1, epochs * -(-per_epoch // batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.BinaryCrossentropy(),
-                  metrics=[keras.metrics.AUC(curve="PR", name="pr_auc")])
+                  loss=keras.losses.BinaryCrossentropy())
     det = Detector(model, config, backend="keras")
     val_feats = [det.features(y) for y, _ in val]
     val_refs = [ev for _, ev in val]
@@ -405,17 +404,17 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
         t0 = time.perf_counter()
         x, yl = epoch_windows(feats, labs, rng=rng)
         sw = np.where(yl[..., 0] > 0.5, w_pos, 1.0).astype(np.float32)
-        # batch by batch from the (already shuffled) arrays: fit on whole arrays would first copy
-        # the epoch into a tensor, which is what took notebook 05 over Binder's 2 GB
-        h = model.fit(_batches(x, yl, sw, batch_size=batch_size), epochs=1, verbose=verbose)
+        # batch by batch from the (already shuffled) arrays. fit() on the whole arrays copies the
+        # epoch into a tensor first, and fit() on a new PyDataset each epoch keeps every epoch's
+        # arrays alive (about 200 MB more per epoch): both took notebook 05 over Binder's 2 GB
+        loss = _train_epoch(model, x, yl, sw, batch_size=batch_size, progress=verbose > 0)
         del x, yl, sw
         probs = [det.probabilities_from_features(f) for f in val_feats]
         f1 = pooled_onset_scores([(r, probabilities_to_events(p, hop_s=HOP_S, on=0.5))
                                   for r, p in zip(val_refs, probs)])["f1"] if val else float("nan")
         labels = np.concatenate([frame_labels(r, len(p), hop_s=HOP_S) for r, p in zip(val_refs, probs)]) if val else None
         pr = _pr_auc(labels, np.concatenate(probs)) if val else float("nan")
-        history.append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]),
-                        "train_pr_auc": float(h.history["pr_auc"][0]), "val_pr_auc": pr,
+        history.append({"epoch": epoch + 1, "loss": loss, "val_pr_auc": pr,
                         "val_event_f1": f1, "seconds": round(time.perf_counter() - t0, 1)})
         if progress:
             print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.4f}, "
@@ -441,20 +440,17 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     return det, pd.DataFrame(history)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, batch_size: int):
-    """The arrays as a Keras ``PyDataset`` of consecutive batches (no shuffling, no copy of
-    the whole arrays)."""
-    import keras
+def _train_epoch(model, x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, batch_size: int,
+                 progress: bool = False) -> float:
+    """One pass over the (already shuffled) windows, one ``train_on_batch`` per batch of
+    consecutive windows; returns the mean weighted loss over the windows."""
+    from tqdm.auto import tqdm
 
-    class Batches(keras.utils.PyDataset):
-        def __len__(self):
-            return -(-len(x) // batch_size)
-
-        def __getitem__(self, i):
-            sl = slice(i * batch_size, (i + 1) * batch_size)
-            return x[sl], y[sl], weights[sl]
-
-    return Batches()
+    total = 0.0
+    for i in tqdm(range(0, len(x), batch_size), desc="batches", disable=not progress, leave=False):
+        sl = slice(i, i + batch_size)
+        total += float(model.train_on_batch(x[sl], y[sl], sample_weight=weights[sl])) * len(x[sl])
+    return total / max(len(x), 1)
 
 
 def _pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:

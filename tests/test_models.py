@@ -75,7 +75,7 @@ def trained(tmp_path_factory):
 
 def test_training_learns(trained):
     folder, det, history, _ = trained
-    assert list(history.columns[:3]) == ["epoch", "loss", "train_pr_auc"]
+    assert list(history.columns[:3]) == ["epoch", "loss", "val_pr_auc"]
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     test = _recordings(3, 90)
     s = pooled_onset_scores([(ev, det.detect(y)) for y, ev in test])
