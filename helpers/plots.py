@@ -222,8 +222,7 @@ def training_curves(history: pd.DataFrame, *, title: str | None = None):
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
     axes[0].plot(history["epoch"], history["loss"], "o-", label="training loss")
     axes[0].set(xlabel="epoch", ylabel="weighted binary cross-entropy", title="loss")
-    for col, label in (("train_pr_auc", "train PR-AUC (frames)"), ("val_pr_auc", "val PR-AUC (frames)"),
-                       ("val_event_f1", "val event F1 (onsets)")):
+    for col, label in (("val_pr_auc", "val PR-AUC (frames)"), ("val_event_f1", "val event F1 (onsets)")):
         if col in history:
             axes[1].plot(history["epoch"], history[col], "o-", label=label)
     best = history.loc[history["val_event_f1"].idxmax(), "epoch"] if "val_event_f1" in history else None

@@ -215,7 +215,9 @@ class ProbabilitySystem(System):
         p = dict(self.postprocess)
         on = p.get("on", 0.5)
         off = p.get("off") or on
-        p.update(on=float(threshold), off=float(threshold) * off / on)
+        # the same off/on ratio at the new threshold; min() keeps float rounding from putting
+        # off a hair above on (0.4 * 0.4 / 0.4 is 0.4000000000000001)
+        p.update(on=float(threshold), off=min(float(threshold) * off / on, float(threshold)))
         return probabilities_to_events(out.scores, hop_s=HOP_S, **p)
 
 

@@ -271,3 +271,19 @@ def test_cli_json_is_strict_when_a_figure_is_undefined(tmp_path):
     result = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert result["recordings"] == 1 and result["plops"] == 0 and result["detections"] > 0
     assert result["bpm_error_median"] is None and result["precision"] == 0.0
+
+
+def test_probability_system_without_hysteresis_at_any_threshold():
+    """Post-processing with off == on (no hysteresis) must survive moving the threshold: the
+    ratio off/on once came out a hair above 1 through float rounding and stopped the bench."""
+    from helpers.models import Detector
+
+    det = Detector.load(backend="keras")
+    s = systems.ProbabilitySystem(det, {"on": 0.4, "off": 0.4, "min_gap_s": 0.0, "min_duration_s": 0.03},
+                                  name="CRNN")
+    probs = np.zeros(300, dtype=np.float32)
+    probs[100:110] = 0.9
+    out = systems.Output(pd.DataFrame(), probs, 0.01)
+    for threshold in (0.4, 0.35, 0.7):
+        ev = s.events_at(out, threshold)
+        assert len(ev) == 1 and abs(ev["start"].iloc[0] - 1.0) < 0.011
