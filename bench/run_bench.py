@@ -243,29 +243,29 @@ def part_stream(work: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def part_notebooks(work: Path) -> dict:
-    """``make run``: every notebook, full profile, in order, from a fresh kernel each."""
+def _make_run(prefix: list[str] = ()) -> tuple[float, list]:
+    """``make run`` (behind ``prefix``, e.g. ``taskset``): its wall time and the per-notebook
+    rows of ``build/summary.json``."""
     t0 = time.perf_counter()
-    subprocess.run(["make", "run"], check=True, cwd=ROOT)
+    subprocess.run([*prefix, "make", "run"], check=True, cwd=ROOT)
     seconds = time.perf_counter() - t0
     summary = json.loads((ROOT / "build" / "summary.json").read_text())
-    return {"make_run_seconds": round(seconds, 1), "notebooks": summary.get("notebooks", summary)}
+    return round(seconds, 1), summary.get("notebooks", summary)
+
+
+def part_notebooks(work: Path) -> dict:
+    """``make run``: every notebook, full profile, in order, from a fresh kernel each."""
+    seconds, notebooks = _make_run()
+    return {"make_run_seconds": seconds, "notebooks": notebooks}
 
 
 def part_notebooks_1cpu(work: Path) -> dict:
-    """The whole series pinned to one CPU (Binder may give one): ``taskset -c 0``; the
-    executed copies go to the work folder, not ``build/``."""
+    """``make run`` pinned to one CPU (Binder may give one): ``taskset -c``."""
     if not shutil.which("taskset"):
         return {"skipped": "taskset (util-linux) is not installed"}
     cpu = sorted(os.sched_getaffinity(0))[0]
-    out = work / "run-1cpu"
-    notebooks = sorted(str(p) for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    t0 = time.perf_counter()
-    subprocess.run(["taskset", "-c", str(cpu), PY, str(ROOT / "tools" / "run_notebooks.py"), "--out", str(out),
-                    *notebooks], check=True, cwd=ROOT)
-    seconds = time.perf_counter() - t0
-    summary = json.loads((out / "summary.json").read_text())
-    return {"seconds": round(seconds, 1), "cpus": 1, "notebooks": summary["notebooks"]}
+    seconds, notebooks = _make_run(["taskset", "-c", str(cpu)])
+    return {"seconds": seconds, "cpus": 1, "notebooks": notebooks}
 
 
 # ---------------------------------------------------------------------------------------

@@ -28,6 +28,17 @@ def _power(x: np.ndarray) -> float:
     return float(np.mean(np.square(x, dtype=np.float64)) + 1e-20)
 
 
+def _event_slices(events: pd.DataFrame, *, sr: int = SR) -> list[slice]:
+    """The samples of each event; every event covers at least one sample."""
+    return [slice(int(s * sr), max(int(e * sr), int(s * sr) + 1)) for s, e in zip(events["start"], events["end"])]
+
+
+def _check_known(names, known: dict, what: str) -> None:
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {sorted(known)}")
+
+
 def event_mask(events: pd.DataFrame, n: int, *, sr: int = SR) -> np.ndarray:
     """The samples (of ``n``) inside the events: where the plop power of an SNR is measured.
     Every event covers at least one sample.
@@ -38,8 +49,8 @@ def event_mask(events: pd.DataFrame, n: int, *, sr: int = SR) -> np.ndarray:
     [2, 3]
     """
     mask = np.zeros(n, dtype=bool)
-    for s, e in zip(events["start"], events["end"]):
-        mask[int(s * sr):max(int(e * sr), int(s * sr) + 1)] = True
+    for sl in _event_slices(events, sr=sr):
+        mask[sl] = True
     return mask
 
 
@@ -64,9 +75,7 @@ def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Genera
     from helpers.synth import BACKGROUNDS
 
     names = list(families) if families else sorted(pool or BACKGROUNDS)
-    unknown = sorted(set(names) - set(BACKGROUNDS))
-    if unknown:
-        raise ValueError(f"unknown background families {unknown}; known: {sorted(BACKGROUNDS)}")
+    _check_known(names, BACKGROUNDS, "background families")
     k = int(rng.integers(1, 3)) if not families else len(names)
     chosen = rng.choice(names, size=min(k, len(names)), replace=False)
     bg = np.zeros(len(y))
@@ -96,12 +105,9 @@ def mix_confusers(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generat
     from helpers.synth import CONFUSERS
 
     names = sorted(kinds or CONFUSERS)
-    unknown = sorted(set(names) - set(CONFUSERS))
-    if unknown:
-        raise ValueError(f"unknown confusers {unknown}; known: {sorted(CONFUSERS)}")
+    _check_known(names, CONFUSERS, "confusers")
     n = len(y)
-    peaks = [np.max(np.abs(y[int(s * sr):max(int(e * sr), int(s * sr) + 1)]), initial=0.0)
-             for s, e in zip(events["start"], events["end"])]
+    peaks = [np.max(np.abs(y[sl]), initial=0.0) for sl in _event_slices(events, sr=sr)]
     ref = float(np.median(peaks)) if peaks else 3 * np.sqrt(_power(y))
     z = np.asarray(y, dtype=np.float64).copy()
     for _ in range(int(rng.poisson(rate_per_min * n / sr / 60))):

@@ -47,9 +47,9 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import SR
-from helpers.features import HOP, N_MELS, frontend_features
+from helpers.features import N_MELS, frontend_features
+from helpers.models import HOP_S
 
-HOP_S = HOP / SR
 #: Length of a weakly labeled clip, in seconds.
 CLIP_S = 5.0
 #: A plop must overlap a clip by this much for the clip to count as positive; a clip that a
@@ -247,16 +247,12 @@ def load_features(source: "pd.DataFrame | Sequence[tuple[np.ndarray, pd.DataFram
 
     from helpers.datasets import load_recording
 
-    out = []
     if isinstance(source, pd.DataFrame):
-        for _, row in tqdm(source.iterrows(), total=len(source), desc="features", disable=not progress):
-            y, ev = load_recording(row)
-            out.append(Recording(str(row["recording"]), frontend_features(y, kind=frontend), ev,
-                                 len(y) / SR, frontend))
+        named = ((str(row["recording"]), *load_recording(row)) for _, row in source.iterrows())
     else:
-        for i, (y, ev) in enumerate(source):
-            out.append(Recording(f"rec{i}", frontend_features(y, kind=frontend), ev, len(y) / SR, frontend))
-    return out
+        named = ((f"rec{i}", y, ev) for i, (y, ev) in enumerate(source))
+    return [Recording(name, frontend_features(y, kind=frontend), ev, len(y) / SR, frontend)
+            for name, y, ev in tqdm(named, total=len(source), desc="features", disable=not progress)]
 
 
 def clips_of(recordings: Sequence[Recording], *, clip_s: float = CLIP_S, gap_clips: int = 0,
@@ -353,7 +349,6 @@ class WeakData(NamedTuple):
     std: np.ndarray
     clip_s: float
     frontend: str
-    all_train_clips: pd.DataFrame  # every training clip, before balancing
 
 
 def prepare(train: Sequence[Recording], val: Sequence[Recording], *, clip_s: float = CLIP_S,
@@ -389,7 +384,7 @@ def prepare(train: Sequence[Recording], val: Sequence[Recording], *, clip_s: flo
     train_set = clip_inputs(train, chosen, clip_s=clip_s, mean=mean, std=std)
     val_set = clip_inputs(val, clips_of(val, clip_s=clip_s), clip_s=clip_s, mean=mean, std=std)
     return WeakData(train_set, val_set, list(val), mean.astype(np.float32), std.astype(np.float32),
-                    clip_s, frontend, all_train)
+                    clip_s, frontend)
 
 
 # ---------------------------------------------------------------------------------------
@@ -721,19 +716,13 @@ def clip_scores(model, recordings: Sequence[Recording], *, clip_s: float | None 
     >>> clip_auc(labels, scores)                             # doctest: +SKIP
     0.961
     """
-    from helpers.models import stitch, windows
-
     det = model.detector if isinstance(model, WeakRun) else model
     clip_s = clip_s or (det.config.report.get("clip_s", CLIP_S) if isinstance(model, WeakRun) else CLIP_S)
     table = clips_of(recordings, clip_s=clip_s)
     clips = clip_inputs(recordings, table, clip_s=clip_s, mean=det._mean, std=det._std)
     if isinstance(model, WeakRun):
         return clips.y, predict_clips(model.clip_model, clips.x)
-    scores = []
-    for x in clips.x:
-        w, starts = windows(x[:, :, 0])
-        scores.append(pool(stitch(det.predict_windows(w), starts, len(x)), kind=kind))
-    return clips.y, np.asarray(scores)
+    return clips.y, np.asarray([pool(det.probabilities_from_features(x[:, :, 0]), kind=kind) for x in clips.x])
 
 
 def scores(model, recordings: Sequence[Recording], *, clip_s: float | None = None) -> dict:
