@@ -374,6 +374,22 @@ def summarize_sweep(table: pd.DataFrame, *, by: Sequence[str] = ("model", "famil
     return pd.DataFrame(rows)
 
 
+LOW_BAND, HIGH_BAND = "−10…0 dB", "10…30 dB"
+
+
+def compare_bands(table: pd.DataFrame, *, by: str = "background") -> pd.DataFrame:
+    """Event F1 per ``by`` × ``model`` at low (−10…0 dB) and high (10…30 dB) SNR, and the
+    median BPM error (%) at low SNR, from a :func:`sweep` table with a ``model`` column
+    (the middle of the grid, 5 dB, is in neither band). Notebook 09's comparison of the
+    models trained with and without background mixing."""
+    t = table[~table["snr_db"].between(0.5, 9.5)]
+    t = t.assign(snr=pd.cut(t["snr_db"], [-99, 0, 99], labels=[LOW_BAND, HIGH_BAND]).astype(str))
+    s = summarize_sweep(t, by=[by, "model", "snr"])
+    out = s.pivot(index=[by, "model"], columns="snr", values="f1")
+    low = s[s["snr"] == LOW_BAND].set_index([by, "model"])["bpm_error_median"]
+    return out.assign(**{f"median BPM error, {LOW_BAND} (%)": 100 * low})
+
+
 def required_snr(table: pd.DataFrame, *, by: str = "family", metric: str = "f1",
                  at_least: float = 0.9) -> pd.Series:
     """The lowest SNR of the grid from which ``metric`` stays at least ``at_least`` (at that

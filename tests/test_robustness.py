@@ -177,3 +177,15 @@ def test_train_pair_trains_two_detectors_alike():
         assert len(det.detect(items[2][0]).columns) >= 3
     with pytest.raises(ValueError, match="non-empty"):
         rb.train_pair(items[:2], [], epochs=1)
+
+
+def test_compare_bands_pools_each_band_and_skips_the_middle():
+    t = pd.DataFrame({"background": ["hum"] * 6, "model": ["a"] * 6,
+                      "snr_db": [-10.0, 0.0, 5.0, 10.0, 30.0, 30.0],
+                      "tp": [1, 3, 9, 4, 5, 5], "fp": [0, 1, 9, 0, 0, 0], "fn": [3, 1, 9, 1, 0, 0],
+                      "bpm_error": [0.5, 0.1, 9.0, 0.0, 0.0, 0.0]})
+    out = rb.compare_bands(t)
+    row = out.loc[("hum", "a")]
+    assert row["−10…0 dB"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 4))      # pooled over −10 and 0 dB
+    assert row["10…30 dB"] == pytest.approx(2 * 14 / (2 * 14 + 0 + 1))
+    assert row["median BPM error, −10…0 dB (%)"] == pytest.approx(30.0)  # the 5 dB row is left out
