@@ -2,7 +2,8 @@
 
 Commands
 --------
-synth     write the synthetic airlock data set (audio + labels + manifest.csv)
+synth     write the synthetic airlock data set (audio + labels + manifest.csv); without
+          --out, make the cached sets the notebooks use (Binder's postBuild does)
 download  download sections of the catalogued YouTube videos (or given URLs) as audio
 validate  check a folder of own recordings (audio + same-stem Audacity .txt labels)
 autolabel propose plop labels with an unsupervised GMM-HMM, for review in Audacity
@@ -25,17 +26,41 @@ from pathlib import Path
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    if args.out is None:
+        return _prepare_embedded(args)
     from helpers.synth import make_dataset
 
     t0 = time.perf_counter()
-    m = make_dataset(args.out, recordings=args.recordings, duration_s=args.duration,
-                     seed=args.seed, workers=args.workers, progress=not args.quiet)
+    m = make_dataset(args.out, recordings=60 if args.recordings is None else args.recordings,
+                     duration_s=60.0 if args.duration is None else args.duration,
+                     seed=2024 if args.seed is None else args.seed, workers=args.workers,
+                     progress=not args.quiet)
     dt = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())
     print(f"wrote {len(m)} recordings ({m['duration_s'].sum() / 60:.1f} min, "
           f"{int(m['n_plops'].sum())} plops, {size / 1e6:.1f} MB) to {args.out} in {dt:.1f} s")
     print(m.groupby("split").agg(recordings=("recording", "size"),
                                  plops=("n_plops", "sum")).to_string())
+    return 0
+
+
+def _prepare_embedded(args: argparse.Namespace) -> int:
+    """``synth`` without ``--out``: the cached sets that the notebooks use (the profile's main
+    set and its extra training set under ``data/``), made when missing. Binder's ``postBuild``
+    runs this, so that a session starts with the data."""
+    from helpers import datasets
+    from helpers.config import profile
+
+    given = [f"--{k}" for k in ("recordings", "duration", "seed") if getattr(args, k) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --out: the embedded sets are defined by the profile")
+    prof = profile(args.profile)
+    for name, make in (("main set", datasets.synthetic), ("extra training set", datasets.synthetic_training_extra)):
+        t0 = time.perf_counter()
+        m = make(profile=prof, progress=not args.quiet)
+        if len(m):
+            print(f"{name} ({prof.name} profile): {len(m)} recordings, {m['duration_s'].sum() / 60:.1f} min "
+                  f"in {Path(m['path'].iloc[0]).parent} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -247,10 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("synth", help="write the synthetic airlock data set")
-    s.add_argument("--out", required=True, type=Path, help="folder to write to")
-    s.add_argument("--recordings", type=int, default=60, help="number of recordings (60)")
-    s.add_argument("--duration", type=float, default=60.0, help="seconds per recording (60)")
-    s.add_argument("--seed", type=int, default=2024, help="random seed (2024)")
+    s.add_argument("--out", type=Path, default=None, help="folder to write to; without it, make the "
+                   "notebooks' cached sets under data/ (main + extra training set of --profile)")
+    s.add_argument("--profile", default=None, help="without --out: full or quick (default $AED_PROFILE, full)")
+    s.add_argument("--recordings", type=int, default=None, help="number of recordings (60)")
+    s.add_argument("--duration", type=float, default=None, help="seconds per recording (60)")
+    s.add_argument("--seed", type=int, default=None, help="random seed (2024)")
     s.add_argument("--workers", type=int, default=None, help="processes (all cores)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)

@@ -61,10 +61,26 @@ def test_synth_writes_the_data_set(tmp_path):
 def test_synth_rejects_bad_arguments(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "x"), "--recordings", "0", "--quiet"]) == 2
     assert capsys.readouterr().err.startswith("error: recordings must be >= 1")
-    with pytest.raises(SystemExit) as exc:
-        main(["synth"])  # --out is required
-    assert exc.value.code == 2
-    assert "--out" in capsys.readouterr().err
+    assert main(["synth", "--seed", "3", "--quiet"]) == 2  # the embedded sets have the profile's seed
+    assert "--seed needs --out" in capsys.readouterr().err
+
+
+def test_synth_without_out_makes_the_notebooks_cached_sets(tmp_path):
+    """What Binder's postBuild runs: the profile's main and extra sets where the notebooks
+    look for them, and a second run finds them cached instead of making them again."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "AED_DATA_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "helpers", "synth", "--profile", "quick", "--quiet"]
+    r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "main set (quick profile): 12 recordings" in r.stdout
+    assert "extra training set (quick profile): 6 recordings" in r.stdout
+    manifest = tmp_path / "synthetic-quick" / "manifest.csv"
+    extra = tmp_path / "synthetic-train-quick" / "manifest.csv"
+    assert manifest.exists() and extra.exists()
+    before = manifest.stat().st_mtime_ns, extra.stat().st_mtime_ns
+    r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (manifest.stat().st_mtime_ns, extra.stat().st_mtime_ns) == before
 
 
 # ----------------------------------------------------------------------------- validate

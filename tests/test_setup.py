@@ -112,3 +112,23 @@ def test_notebook_structure(nb):
     for c in cells:
         run = run + 1 if c.cell_type == "code" else 0
         assert run <= 3, f"{nb.name}: more than three code cells in a row without a sentence"
+
+
+def test_binder_postbuild_prepares_the_data(tmp_path):
+    """Binder runs ``postBuild`` when it builds the image: it must be an executable script in
+    the repository root (a binder/ folder would make repo2docker ignore the root's files) and
+    make the notebooks' data, so that a session does not spend its first minutes on it."""
+    import os
+    import subprocess
+    import sys
+
+    script = ROOT / "postBuild"
+    assert os.access(script, os.X_OK)
+    assert not (ROOT / "binder").exists() and not (ROOT / ".binder").exists()
+    # run it as Binder would, with this interpreter as `python` and the quick profile
+    env = {**os.environ, "AED_PROFILE": "quick", "AED_DATA_DIR": str(tmp_path),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "synthetic-quick" / "manifest.csv").exists()
+    assert (tmp_path / "synthetic-train-quick" / "manifest.csv").exists()
