@@ -326,3 +326,22 @@ def test_scores_by_pools_counts_per_group():
     band = scores_by(t, "snr band").set_index("snr band")
     assert list(band.index) == ["< 5 dB", "5–10 dB", "≥ 20 dB"]  # 5.0 dB falls in 5–10
     assert band.loc["5–10 dB", "recall"] == pytest.approx(0.5)
+
+
+def test_a_perfect_detector_shows_the_bpm_estimators_own_limit():
+    """A rate that changes halfway: 30 plops 1 s apart, then 10 plops 3 s apart (40 a
+    minute). The labels themselves, through the interval method, read the typical gap (1 s,
+    60 BPM): outside ±10 % although nothing was missed. The count reads 40."""
+    from helpers.evaluate import score_detections, summarize_scores
+
+    ref = pd.DataFrame({"start": np.r_[np.arange(0.5, 30, 1.0), np.arange(31.0, 60, 3.0)]})
+    assert len(ref) == 40
+    interval = score_detections([ref], [ref], [60.0], bpm_method="interval").iloc[0]
+    count = score_detections([ref], [ref], [60.0], bpm_method="count").iloc[0]
+    assert interval["true_bpm"] == 40.0 and interval["labels_bpm"] == pytest.approx(60.0)
+    assert not interval["labels_within_10"] and not interval["within_10"]
+    assert count["labels_bpm"] == 40.0 and count["labels_within_10"]
+    # the limit does not depend on the detections: an empty detector has the same one
+    empty = score_detections([ref], [ref.iloc[:0]], [60.0])
+    assert summarize_scores(empty)["bpm_within_10pct_labels"] == 0.0
+    assert summarize_scores(score_detections([ref], [ref], [60.0], bpm_method="count"))["bpm_within_10pct_labels"] == 1.0
