@@ -73,6 +73,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -494,7 +495,7 @@ def fit_hmm(x: np.ndarray, level_db: np.ndarray, *, n_background: int = 1, n_mix
     accept
         Optional ``accept(model, x, level_db) -> bool``: the best restart is chosen among the
         accepted ones (all restarts when none is accepted). :func:`autolabel` passes the plop-state
-        rule, so that a restart that degenerated (for example the onset state swallowing the
+        rule (:func:`plop_state_found`), so that a restart that degenerated (for example the onset state swallowing the
         background) does not win just by a hair of likelihood.
 
     Returns
@@ -659,6 +660,21 @@ def plop_states(model: Any, states: np.ndarray, level_db: np.ndarray, *,
     return roles, ""
 
 
+def plop_state_found(model: Any, x: np.ndarray, level_db: np.ndarray, *,
+                     min_state_contrast_db: float = DEFAULTS["min_state_contrast_db"],
+                     max_event_fraction: float = DEFAULTS["max_event_fraction"]) -> bool:
+    """Whether :func:`plop_states`' rule finds the plop state in ``model``'s decoding of ``x``:
+    the ``accept`` test that :func:`autolabel` gives :func:`fit_hmm`, so that a restart that
+    degenerated does not win by a hair of likelihood.
+
+    Examples
+    --------
+    >>> model, _ = fit_hmm(x, level, accept=plop_state_found)  # doctest: +SKIP
+    """
+    return not plop_states(model, decode(model, x), level_db, min_state_contrast_db=min_state_contrast_db,
+                           max_event_fraction=max_event_fraction)[1]
+
+
 # ---------------------------------------------------------------------------------------
 # Events
 # ---------------------------------------------------------------------------------------
@@ -668,14 +684,15 @@ def plop_states(model: Any, states: np.ndarray, level_db: np.ndarray, *,
 ONSET_OFFSET_S = 0.007
 
 
-def candidate_events(states: np.ndarray, roles: dict, *, min_gap_s: float = 0.12,
+def candidate_events(states: np.ndarray, roles: dict, *, merge_s: float | None = None,
                      min_frames: int = 3) -> pd.DataFrame:
     """Events from the decoded states.
 
     Each entry into the plop state starts an event, which lasts until a background state
     returns or the next event starts. Events shorter than ``min_frames`` frames (a click, a
-    tick) are dropped; an entry less than ``min_gap_s`` after the previous event's onset is
-    merged into it (a second bubble, the glug, the cap knocking).
+    tick) are dropped; an entry less than ``merge_s`` after the previous event's onset is
+    merged into it (a second bubble, the glug, the cap knocking). ``merge_s`` defaults to the
+    labeler's (``DEFAULTS["merge_s"]``), so that these are the candidates :func:`autolabel` sees.
 
     Returns a frame with ``start``, ``end`` (s) and ``frame`` (onset frame index).
 
@@ -697,7 +714,7 @@ def candidate_events(states: np.ndarray, roles: dict, *, min_gap_s: float = 0.12
     if n:
         nxt_bg = np.minimum.accumulate(nxt_bg[::-1])[::-1]
     stops = np.minimum(nxt_bg[entries] if len(entries) else entries, np.r_[entries[1:], n])
-    gap = int(round(min_gap_s / HOP_S))
+    gap = int(round((DEFAULTS["merge_s"] if merge_s is None else merge_s) / HOP_S))
     starts: list[int] = []
     ends: list[int] = []
     for a, b in zip(entries, stops):
@@ -910,19 +927,17 @@ def autolabel_frames(frames: Frames, **options: Any) -> AutolabelResult:
     rule = {"min_state_contrast_db": o["min_state_contrast_db"],
             "max_event_fraction": o["max_event_fraction"]}
 
-    def accept(m: Any, xf: np.ndarray, lf: np.ndarray) -> bool:
-        return not plop_states(m, decode(m, xf), lf, **rule)[1]
-
     model, restarts = fit_hmm(x, level, n_background=o["n_background"], n_mix=o["n_mix"],
                               restarts=o["restarts"], n_iter=o["n_iter"], seed=o["seed"],
-                              tol_per_frame=o["tol_per_frame"], accept=accept)
+                              tol_per_frame=o["tol_per_frame"],
+                              accept=functools.partial(plop_state_found, **rule))
     states = decode(model, x)
     roles, problem = plop_states(model, states, level, **rule)
     extra = {"model": model, "states": states, "roles": roles, "restarts": restarts}
     if problem:
         return flagged(f"plop state not found: {problem}; listen to it and label it by hand "
                        "if there are plops", **extra)
-    cand = candidate_events(states, roles, min_gap_s=o["merge_s"])
+    cand = candidate_events(states, roles, merge_s=o["merge_s"])
     desc = describe_events(frames, cand)
     cand = pd.concat([cand.reset_index(drop=True), desc], axis=1)
     cand["confidence"] = event_confidence(desc)

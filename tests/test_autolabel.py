@@ -196,3 +196,33 @@ def test_two_files_with_one_stem_do_not_overwrite_each_other(easy, tmp_path):
                                progress=False)
     assert list(table["status"].isin(["ok", "flagged"])) == [True, False]
     assert "same stem" in table["message"].iloc[1]
+
+
+def test_the_step_by_step_path_of_notebook_03_is_the_labelers(easy):
+    """Notebook 03 takes the labeler apart (features, fit with the plop-state rule, decoding,
+    candidates); put back together, those steps must give the candidates autolabel uses."""
+    y, _ = easy
+    frames = al.frame_features(y)
+    x, level = al.hmm_features(frames), al.frame_level_db(frames)
+    model, _ = al.fit_hmm(x, level, seed=0, accept=al.plop_state_found)
+    states = al.decode(model, x)
+    roles, problem = al.plop_states(model, states, level)
+    assert problem == ""
+    steps = al.candidate_events(states, roles)
+    result = al.autolabel(y)
+    assert result.status == "ok", result.message
+    np.testing.assert_allclose(steps["start"], result.candidates["start"])
+    assert len(steps) >= len(result.events) > 0  # the confidence may drop candidates, never add
+
+
+def test_candidates_merge_at_the_labelers_merge_s_by_default():
+    """Two entries 100 ms apart: separate events at the labeler's 80 ms, one event at 120 ms."""
+    st = np.zeros(60, dtype=int)
+    st[10:14] = 1
+    st[14:20] = 2
+    st[20:24] = 1   # an entry 10 frames (100 ms) after the first
+    st[24:30] = 2
+    roles = {"plop": 1, "ring": 2, "background": [0]}
+    assert al.DEFAULTS["merge_s"] < 0.1
+    assert len(al.candidate_events(st, roles)) == 2
+    assert len(al.candidate_events(st, roles, merge_s=0.12)) == 1
