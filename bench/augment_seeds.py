@@ -1,0 +1,55 @@
+"""Notebook 09's comparison (section 4) rerun for several training seeds, outside Jupyter.
+
+Trains the two small CRNNs of :func:`helpers.robustness.train_pair` (without and with
+background mixing) on the notebook's "quiet kitchen" subset, sweeps both over the notebook's
+grid, and prints one JSON line per seed and epoch budget with F1 pooled over −10…0 dB and
+10…30 dB. The table in notebook 09 comes from::
+
+    taskset -c 0 .venv/bin/python bench/augment_seeds.py --seeds 0,1,2 --epochs 5
+
+(about 2.5 minutes per seed on one CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
+    p.add_argument("--epochs", default="5", help="epoch budgets, comma-separated")
+    args = p.parse_args()
+
+    from helpers import datasets, robustness, synth
+    from helpers.config import profile
+
+    unrecorded, never_heard = ("babble", "music", "rain"), ("rain",)  # as in notebook 09
+    manifest = datasets.synthetic(profile=profile("full"), progress=False)
+    rows = {split: robustness.select_recordings(manifest, split=split, min_snr_db=10, without=unrecorded)
+            for split in ("train", "val")}
+    train = list(zip(*datasets.load_all(rows["train"])))
+    val = list(zip(*datasets.load_all(rows["val"])))
+    families = [f for f in sorted(synth.BACKGROUNDS) if f not in never_heard]
+    val = val + robustness.augmented_copies(val, seed=1000, families=families)
+    for epochs in map(int, args.epochs.split(",")):
+        for seed in map(int, args.seeds.split(",")):
+            t0 = time.perf_counter()
+            pair = robustness.train_pair(train, val, epochs=epochs, seed=seed, families=families)
+            seconds = time.perf_counter() - t0
+            duo = robustness.sweep({n: d for n, (d, _) in pair.items()}, snrs_db=(-10, -5, 0, 5, 10, 20, 30),
+                                   seeds=range(4), duration_s=25.0)
+            bands = robustness.compare_bands(duo.assign(background="all")).round(3).reset_index()
+            print(json.dumps({"epochs": epochs, "seed": seed, "train_s": round(seconds, 1),
+                              "best_epoch": {n: d.config.report["best_epoch"] for n, (d, _) in pair.items()},
+                              "val_f1": {n: round(d.config.report["val_event_f1"], 3) for n, (d, _) in pair.items()},
+                              "bands": bands.to_dict(orient="records")}, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
