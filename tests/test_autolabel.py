@@ -150,6 +150,27 @@ def test_the_plop_state_rule_rejects_a_model_that_swallowed_the_background():
     assert "louder" in problem
 
 
+def test_two_background_states_by_default_and_a_background_that_changes(easy):
+    """The model has two background states (n_background=2), each left only through the onset;
+    a recording whose background changes halfway (noise as loud as the recording switches on)
+    is still labeled right, with one background state or two."""
+    y, truth = easy
+    half = len(y) // 2
+    rms = float(np.sqrt(np.mean(y ** 2)))
+    noisy = y.copy()
+    noisy[half:] += rms * np.random.default_rng(0).standard_normal(len(y) - half).astype(np.float32)
+    res = al.autolabel(noisy)
+    assert res.status == "ok", res.message
+    assert res.model.n_components == 4
+    assert res.roles == {"plop": 2, "ring": 3, "background": [0, 1]}
+    A = res.model.transmat_
+    assert (A[:2, 2] > 0).all() and (A[:2, 3] == 0).all()   # each background: onset only way out
+    assert onset_scores(truth, res.events, collar=0.1)["f1"] >= 0.9
+    one = al.autolabel(noisy, n_background=1)
+    assert one.model.n_components == 3 and one.roles["background"] == [0]
+    assert onset_scores(truth, one.events, collar=0.1)["f1"] >= 0.9
+
+
 def test_unknown_options_are_refused(easy):
     with pytest.raises(TypeError, match="min_confidense"):
         al.autolabel(easy[0], min_confidense=0.5)
