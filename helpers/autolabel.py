@@ -42,7 +42,7 @@ The steps, each a function of its own so that notebook 03 can show them one at a
 5. :func:`candidate_events` — Viterbi decoding; every entry into the plop state starts an
    event. Events shorter than 30 ms are dropped, entries within ``merge_s`` of an onset merged.
 6. :func:`describe_events` and :func:`event_confidence` — the HMM finds every sudden sound;
-   how plop-like each one is comes from five measurements of its fine spectrum, each mapped
+   how plop-like each one is comes from six measurements of its fine spectrum, each mapped
    linearly to 0..1 (:data:`CONFIDENCE_SCALES`) and averaged into ``confidence``:
 
    ===========  ======================================================  ================
@@ -53,12 +53,15 @@ The steps, each a function of its own so that notebook 03 can show them one at a
    ``attack``   broadband rise at the onset over the 30 ms before       −5 → 10 dB
    ``narrow``   the ridge's height over the bins 4–12 bins beside it    0 → 25 dB
    ``decay``    the ridge's mean decay                                  0.2 → 0.6 dB/frame
+   ``rise``     the ridge's rise at its own frequency over 30 ms        5 → 25 dB
    ===========  ======================================================  ================
 
    Events with ``confidence >= min_confidence`` (0.8) become labels, at least ``min_gap_s``
    apart; a label lasts as long as the ring (at least 50 ms). The scales describe a bubble (a
    loud, narrow, decaying ring after a sharp onset) and were set on the training and
-   validation recordings of the synthetic set, never on its test split.
+   validation recordings of the synthetic set, never on its test split. ``rise`` asks that
+   the ringing frequency itself appear at once (a bubble starts ringing when it pinches
+   off), where a syllable or a note grows over tens of milliseconds or was already sounding.
 7. Checks (:func:`autolabel`): a file too short to model, silence, "plop state not found",
    "no plop found" and an implausible rate (more than ``max_rate_ppm`` per minute) give status
    ``"flagged"``, an empty label list and a message that says what to do.
@@ -76,7 +79,7 @@ Examples
 ('ok', '10 plops (30.0 per minute)')
 >>> result.events.round(2).head(2)
    start   end label  confidence
-0   0.52  0.64     p        0.97
+0   0.52  0.64     p        0.98
 1   2.40  2.54     p        1.00
 """
 
@@ -756,13 +759,14 @@ def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0
     a ridge starting there lasts (followed bin by bin, allowing the pitch to rise) while it
     stays 6 dB above the floor; ``ring_hz``, its frequency; ``decay``, its mean fall in dB
     per frame; ``narrow``, its height over the bins 4–12 bins beside it; ``attack``, the rise
-    of the broadband level at the onset over the 30 ms before.
+    of the broadband level at the onset over the 30 ms before; ``rise``, the rise of the
+    ridge's own bins (the strongest of three) from 30 ms before its first peak to the peak.
 
     Examples
     --------
     >>> describe_events(fr, candidate_events(states, roles))  # doctest: +SKIP
     """
-    cols = ["peak_db", "ring", "ring_hz", "decay", "narrow", "attack"]
+    cols = ["peak_db", "ring", "ring_hz", "decay", "narrow", "attack", "rise"]
     if len(events) == 0:
         return pd.DataFrame(columns=cols, dtype=float)
     med = _fine_median(frames)
@@ -790,6 +794,7 @@ def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0
             vals.append(float(seg[t, f]))
         row = seg[t0]
         side = np.r_[row[max(f0 - 12, 0):max(f0 - 4, 0)], row[f0 + 5:f0 + 13]]
+        before = e[max(a - lo + t0 - 3, 0), max(f0 - 1, 0):f0 + 2]  # 30 ms before the peak
         rows.append({
             "peak_db": peak,
             "ring": len(vals),
@@ -797,6 +802,7 @@ def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0
             "decay": (vals[0] - vals[-1]) / max(len(vals) - 1, 1),
             "narrow": peak - float(np.median(side)) if len(side) else 0.0,
             "attack": float(seg[:2].mean() - (pre.mean() if len(pre) else 0.0)),
+            "rise": peak - float(before.max()),
         })
     return pd.DataFrame(rows, columns=cols)
 
@@ -808,6 +814,7 @@ CONFIDENCE_SCALES: dict[str, tuple[float, float]] = {
     "attack": (-5.0, 10.0),
     "narrow": (0.0, 25.0),
     "decay": (0.2, 0.6),
+    "rise": (5.0, 25.0),
 }
 
 
@@ -819,9 +826,9 @@ def event_confidence(description: pd.DataFrame) -> np.ndarray:
     Examples
     --------
     >>> d = pd.DataFrame({"peak_db": [40.0, 12.0], "ring": [9, 1], "attack": [12.0, 0.0],
-    ...                   "narrow": [30.0, 6.0], "decay": [2.0, 0.0]})
+    ...                   "narrow": [30.0, 6.0], "decay": [2.0, 0.0], "rise": [30.0, 10.0]})
     >>> event_confidence(d).round(2).tolist()
-    [1.0, 0.11]
+    [1.0, 0.14]
     """
     if len(description) == 0:
         return np.zeros(0)
