@@ -62,6 +62,9 @@ The steps, each a function of its own so that notebook 03 can show them one at a
    validation recordings of the synthetic set, never on its test split. ``rise`` asks that
    the ringing frequency itself appear at once (a bubble starts ringing when it pinches
    off), where a syllable or a note grows over tens of milliseconds or was already sounding.
+   With it (and the two background states), event F1 on the training and validation
+   recordings went from 0.879 to 0.893 at SNR >= 10 dB and from 0.746 to 0.763 below, with
+   fewer false plops (precision 0.821 → 0.861 over all of them).
 7. Checks (:func:`autolabel`): a file too short to model, silence, "plop state not found",
    "no plop found" and an implausible rate (more than ``max_rate_ppm`` per minute) give status
    ``"flagged"``, an empty label list and a message that says what to do.

@@ -247,3 +247,26 @@ def test_candidates_merge_at_the_labelers_merge_s_by_default():
     assert al.DEFAULTS["merge_s"] < 0.1
     assert len(al.candidate_events(st, roles)) == 2
     assert len(al.candidate_events(st, roles, merge_s=0.12)) == 1
+
+
+def test_rise_tells_a_ringing_bubble_from_a_tone_that_swells():
+    """``rise``: a bubble's ring appears at once at its own frequency; a note that swells over
+    250 ms rises slowly there. Real synthesized plops against a 1 kHz tone with a slow onset in
+    quiet noise, its event starting once it is loud enough to be heard (80 ms in)."""
+    rng = np.random.default_rng(3)
+    rec = synthesize_recording(seed=EASY_SEED, duration_s=8.0, sr=SR, snr_db=30.0)
+    plop_audio = rec.audio if rec.audio.ndim == 1 else rec.audio.mean(axis=0)
+    t = np.arange(int(0.5 * SR)) / SR
+    note = np.sin(2 * np.pi * 1000 * t) * np.minimum(t / 0.25, 1.0)
+    swell = 1e-3 * rng.standard_normal(4 * SR)
+    for start in (0.5, 1.5, 2.5, 3.3):
+        i = int(start * SR)
+        swell[i:i + len(note)] += 0.3 * note
+    def at(starts):  # events as candidate_events gives them: onset frames
+        starts = np.asarray(starts, dtype=float)
+        return pd.DataFrame({"start": starts, "frame": np.round(starts / al.HOP_S).astype(int)})
+
+    bubble_rise = al.describe_events(al.frame_features(plop_audio), at(rec.events["start"]))["rise"]
+    swell_rise = al.describe_events(al.frame_features(swell), at([0.58, 1.58, 2.58, 3.38]))["rise"]
+    assert bubble_rise.median() > 15.0, bubble_rise.describe()
+    assert swell_rise.max() < 10.0, swell_rise.tolist()
