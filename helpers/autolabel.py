@@ -1286,15 +1286,18 @@ def plot_model(model: Any = None, *, n_background: int = 2, axes=None, title: st
     A = model.transmat_ if model is not None else topology(n_background)[1]
     k = A.shape[0]
     nb = k - 2
-    names = [f"background {b + 1}" if nb > 1 else "background" for b in range(nb)]
+    names = [f"background\n{b + 1}" if nb > 1 else "background" for b in range(nb)]
     names += ["onset\n(the plop state)", "ring"]
     colors = ["0.75"] * nb + ["tab:orange", "tab:red"]
-    xy = {s: (0.0, 0.5 + 0.6 * (s - (nb - 1) / 2)) for s in range(nb)}
+    xy = {s: (0.0, 0.5 + 0.9 * (s - (nb - 1) / 2)) for s in range(nb)}
     xy[nb], xy[nb + 1] = (1.0, 0.5), (2.0, 0.5)
     for s in range(k):
         ax.scatter(*xy[s], s=2600, color=colors[s], zorder=2, edgecolor="k")
         ax.text(xy[s][0], xy[s][1], names[s], ha="center", va="center", fontsize=8, zorder=3)
-        ax.text(xy[s][0], xy[s][1] - 0.3, f"stays: {A[s, s]:.2f}", ha="center", fontsize=8)
+        # "stays" beside a background state, above the others: clear of the arrows
+        x, y = xy[s]
+        ax.text(*((x - 0.33, y) if s < nb else (x, y + 0.26)), f"stays: {A[s, s]:.2f}",
+                ha="right" if s < nb else "center", va="center", fontsize=8)
     for a in range(k):
         for b in range(k):
             if a == b or A[a, b] <= 0:
@@ -1308,7 +1311,8 @@ def plot_model(model: Any = None, *, n_background: int = 2, axes=None, title: st
             my = (y1 + y2) / 2 - 0.5 * rad * (x2 - x1)
             ax.text(mx, my, f"{A[a, b]:.2f}", ha="center", va="center", fontsize=8,
                     color="tab:blue", bbox={"fc": "white", "ec": "none", "pad": 0.5})
-    ax.set(xlim=(-0.45, 2.45), ylim=(-0.1, 1.15 + 0.3 * max(nb - 1, 0)))
+    ys = [y for _, y in xy.values()]
+    ax.set(xlim=(-0.95, 2.45), ylim=(min(ys) - 0.55, max(ys) + 0.4))
     ax.axis("off")
     ax.set_title(title or ("transitions (per 10 ms frame)" if model is not None
                            else "transitions the fit starts from"), fontsize=10)
@@ -1322,7 +1326,8 @@ def plot_model(model: Any = None, *, n_background: int = 2, axes=None, title: st
     d = means.shape[1]
     lim = float(np.abs(means).max()) or 1.0
     im = ax2.imshow(means, aspect="auto", cmap="coolwarm", vmin=-lim, vmax=lim)
-    ax2.set_yticks(range(k), [n.split("\n")[0] for n in names], fontsize=8)
+    ax2.set_yticks(range(k), [n.replace("\n", " ") if i < nb else n.split("\n")[0] for i, n in enumerate(names)],
+                   fontsize=8)
     half = d // 2
     if half == 13:   # MFCCs
         ax2.set_xticks([0, 6, half, half + 6], ["c0 (level)", "c6", "Δc0", "Δc6"], fontsize=8)
