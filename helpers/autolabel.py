@@ -1272,6 +1272,112 @@ def onset_errors(reference: pd.DataFrame, estimate: pd.DataFrame, *, collar: flo
     return np.round(diffs, 6)
 
 
+def label_quality(manifest: pd.DataFrame, *, progress: bool = False, **options: Any
+                  ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Run the labeler on every recording of a manifest and score its proposals against the
+    true labels (onsets, 100 ms collar).
+
+    Returns one row per recording (``recording``, ``split``, ``snr_db``, ``backgrounds``,
+    ``status``, ``tp``, ``fp``, ``fn``) and the signed onset errors (s) of each recording's
+    matched proposals, by recording name. ``options`` go to :func:`autolabel`.
+
+    Examples
+    --------
+    >>> scores, errors = label_quality(datasets.synthetic())   # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from helpers import datasets
+    from helpers.evaluate import onset_scores
+
+    rows, errors = [], {}
+    for _, r in tqdm(manifest.iterrows(), total=len(manifest), desc="labeling", disable=not progress):
+        audio, ref = datasets.load_recording(r)
+        res = autolabel(audio, **options)
+        s = onset_scores(ref, res.events)
+        errors[r["recording"]] = onset_errors(ref, res.events)
+        rows.append({"recording": r["recording"], "split": r["split"], "snr_db": r["snr_db"],
+                     "backgrounds": r["backgrounds"], "status": res.status,
+                     **{k: s[k] for k in ("tp", "fp", "fn")}})
+    return pd.DataFrame(rows), errors
+
+
+def quality_table(scores: pd.DataFrame, errors: dict[str, np.ndarray], *,
+                  counter: pd.DataFrame | None = None, snr_split_db: float = 10.0) -> pd.DataFrame:
+    """The labeler's proposals scored per part of the set (``test`` and ``train + val``) and
+    SNR group (at least ``snr_split_db`` or below): recordings, plops, pooled F1, precision and
+    recall, the median and 90th percentile of the absolute onset error (ms) and, with
+    ``counter`` (per-recording ``tp``, ``fp``, ``fn`` of another system, e.g. the energy
+    counter), that system's F1 on the same recordings.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"recording": ["a", "b"], "split": ["test", "train"], "snr_db": [20.0, 3.0],
+    ...                   "tp": [9, 4], "fp": [1, 0], "fn": [1, 4]})
+    >>> t = quality_table(s, {"a": np.full(9, 0.004), "b": np.full(4, -0.002)})
+    >>> t[["F1", "onset error median (ms)"]].round(3).values.tolist()
+    [[0.9, 4.0], [0.667, 2.0]]
+    """
+    from helpers.evaluate import prf
+
+    t = scores.copy()
+    t["part"] = np.where(t["split"] == "test", "test", "train + val")
+    t["snr group"] = np.where(t["snr_db"] >= snr_split_db, f"SNR ≥ {snr_split_db:g} dB",
+                              f"SNR < {snr_split_db:g} dB")
+    if counter is not None:
+        t = t.merge(counter[["recording", "tp", "fp", "fn"]], on="recording", how="left",
+                    suffixes=("", "_counter"))
+
+    def pooled(d: pd.DataFrame, suffix: str = "") -> dict:
+        return prf(*(int(d[k + suffix].sum()) for k in ("tp", "fp", "fn")))
+
+    rows = []
+    for (part, group), d in t.groupby(["part", "snr group"], sort=True):
+        a = pooled(d)
+        err = np.abs(np.concatenate([errors.get(r, np.zeros(0)) for r in d["recording"]])) * 1000
+        row = {"part": part, "snr group": group, "recordings": len(d),
+               "plops": int(d["tp"].sum() + d["fn"].sum()), "F1": a["f1"],
+               "precision": a["precision"], "recall": a["recall"],
+               "onset error median (ms)": float(np.median(err)) if len(err) else np.nan,
+               "onset error 90 % (ms)": float(np.percentile(err, 90)) if len(err) else np.nan}
+        if counter is not None:
+            row["counter F1"] = pooled(d, "_counter")["f1"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["part", "snr group"])
+
+
+def plot_quality(scores: pd.DataFrame, counter: pd.DataFrame, *, names: tuple[str, str] = (
+        "HMM labeler", "energy counter"), axes=None):
+    """Event F1 of the labeler beside another system (``counter``: per-recording ``tp``,
+    ``fp``, ``fn``) on the test split by SNR band, and on all recordings by SNR band and by
+    background family, with the number of plops at the foot of each pair of bars."""
+    import matplotlib.pyplot as plt
+
+    from helpers.evaluate import scores_by
+
+    both = scores.merge(counter[["recording", "tp", "fp", "fn"]], on="recording", suffixes=("", "_counter"))
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(14, 3.4), layout="constrained", width_ratios=[1, 1, 2])
+    panels = [("test split, by SNR", both[both["split"] == "test"], "snr band"),
+              ("all recordings, by SNR", both, "snr band"),
+              ("all recordings, by background", both, "backgrounds")]
+    for ax, (title, d, by) in zip(axes, panels):
+        ours = scores_by(d, by).set_index(by)
+        if len(ours) == 0:  # e.g. no test recording, or none with a measured SNR
+            ax.set_title(title)
+            ax.text(0.5, 0.5, "no recordings", ha="center", va="center", transform=ax.transAxes)
+            continue
+        other = scores_by(d[["snr_db", "backgrounds"]].assign(
+            tp=d["tp_counter"], fp=d["fp_counter"], fn=d["fn_counter"]), by).set_index(by)
+        t = pd.DataFrame({names[0]: ours["f1"], names[1]: other["f1"], "plops": ours["plops"]})
+        t[list(names)].plot.bar(ax=ax, rot=45, ylim=(0, 1), legend=ax is axes[0],
+                                color=["tab:purple", "tab:gray"])
+        ax.set(title=title, xlabel="", ylabel="event F1")
+        for i, n in enumerate(t["plops"]):
+            ax.text(i, 0.02, f"{n}", ha="center", fontsize=7, color="white")
+    return axes
+
+
 def plot_model(model: Any = None, *, n_background: int = 2, axes=None, title: str | None = None):
     """The model in a picture: the states and their transition probabilities (left) and what
     each state emits, its mean feature vector (right). Without ``model``, the transitions the

@@ -214,7 +214,7 @@ def scores_by(table: pd.DataFrame, by: str) -> pd.DataFrame:
              **{k: v for k, v in prf(int(d["tp"].sum()), int(d["fp"].sum()), int(d["fn"].sum())).items()
                 if k in ("precision", "recall", "f1")}}
             for key, d in g]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[by, "recordings", "plops", "precision", "recall", "f1"])
 
 
 # =======================================================================================

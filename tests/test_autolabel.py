@@ -270,3 +270,27 @@ def test_rise_tells_a_ringing_bubble_from_a_tone_that_swells():
     swell_rise = al.describe_events(al.frame_features(swell), at([0.58, 1.58, 2.58, 3.38]))["rise"]
     assert bubble_rise.median() > 15.0, bubble_rise.describe()
     assert swell_rise.max() < 10.0, swell_rise.tolist()
+
+
+def test_label_quality_scores_a_set_and_compares_with_another_system(tmp_path):
+    """Notebook 03's section 5 on a small real set: per-recording counts that add up to the
+    labels, a summary per part and SNR group, and the bar chart beside a second system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.synth import make_dataset
+
+    m = make_dataset(tmp_path, recordings=4, duration_s=8.0, seed=5, progress=False, workers=1)
+    m["path"] = [str(tmp_path / p) for p in m["path"]]
+    m["labels"] = [str(tmp_path / p) for p in m["labels"]]
+    scores, errors = al.label_quality(m)
+    assert list(scores["recording"]) == list(m["recording"])
+    assert (scores["tp"] + scores["fn"]).tolist() == m["n_plops"].tolist()
+    assert set(errors) == set(m["recording"])
+    assert all(len(errors[r]) == tp for r, tp in zip(scores["recording"], scores["tp"]))
+    other = scores[["recording"]].assign(tp=0, fp=1, fn=scores["tp"] + scores["fn"])
+    table = al.quality_table(scores, errors, counter=other)
+    assert table["recordings"].sum() == 4 and (table["counter F1"] == 0).all()
+    assert table["plops"].sum() == m["n_plops"].sum()
+    axes = al.plot_quality(scores, other)
+    assert len(axes) == 3 and len(axes[1].patches) > 0 and len(axes[2].patches) > 0
