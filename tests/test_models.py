@@ -155,12 +155,16 @@ def test_cli_train_on_own_recordings(trained, tmp_path):
     for i, (y, ev) in enumerate(_recordings(4, 400, duration=10.0)):
         save_audio(own / f"brew{i}.wav", y, sr=16000)
         write_labels(ev, own / f"brew{i}.txt")
+    # the room without the airlock (talk), with an empty label file: a negative example
+    talk = synth.BACKGROUNDS["babble"](np.random.default_rng(3), 10 * 16000, 16000)
+    save_audio(own / "kitchen_talk.wav", 0.1 * talk / np.abs(talk).max(), sr=16000)
+    write_labels(pd.DataFrame({"start": [], "end": []}), own / "kitchen_talk.txt")
     out = tmp_path / "mymodel"
     r = _run("train", "--data", own, "--out", out, "--epochs", "1", "--init", folder,
              "--no-litert", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
-    assert report["recordings_train"] + report["recordings_val"] == 4
+    assert report["recordings_train"] + report["recordings_val"] == 5
     assert (out / "model.keras").exists() and (out / "config.json").exists()
     r = _run("detect", own / "brew0.wav", "--model", out, "--out", tmp_path / "l", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
