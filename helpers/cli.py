@@ -28,6 +28,9 @@ from pathlib import Path
 def _cmd_synth(args: argparse.Namespace) -> int:
     if args.out is None:
         return _prepare_embedded(args)
+    if args.profile is not None:
+        raise ValueError("--profile makes the notebooks' sets; with --out, give --recordings, --duration "
+                         "and --seed instead")
     from helpers.synth import make_dataset
 
     t0 = time.perf_counter()
@@ -57,7 +60,7 @@ def _prepare_embedded(args: argparse.Namespace) -> int:
     prof = profile(args.profile)
     for name, make in (("main set", datasets.synthetic), ("extra training set", datasets.synthetic_training_extra)):
         t0 = time.perf_counter()
-        m = make(profile=prof, progress=not args.quiet)
+        m = make(profile=prof, progress=not args.quiet, workers=args.workers)
         if len(m):
             print(f"{name} ({prof.name} profile): {len(m)} recordings, {m['duration_s'].sum() / 60:.1f} min "
                   f"in {Path(m['path'].iloc[0]).parent} ({time.perf_counter() - t0:.1f} s)")

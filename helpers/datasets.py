@@ -111,12 +111,13 @@ def read_manifest(folder: str | os.PathLike) -> pd.DataFrame:
 
 
 def synthetic(*, profile: str | Profile | None = None, folder: str | os.PathLike | None = None,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, workers: int | None = None) -> pd.DataFrame:
     """The synthetic data set of the current profile, generated when missing.
 
     The set lives in ``data/synthetic`` (``data/synthetic-quick`` for the quick profile, or
     ``folder``). It is regenerated when its manifest is missing, when it was made with other
-    settings or another generator version, or when a file has disappeared.
+    settings or another generator version, or when a file has disappeared. ``workers``
+    processes make it (default: one per core).
 
     Examples
     --------
@@ -127,7 +128,7 @@ def synthetic(*, profile: str | Profile | None = None, folder: str | os.PathLike
     folder = Path(folder) if folder is not None else prof.synth_dir
     return cached_synthetic(folder, recordings=prof.synth_recordings,
                             duration_s=prof.synth_duration_s, seed=prof.synth_seed,
-                            progress=progress)
+                            progress=progress, workers=workers)
 
 
 def cached_synthetic(folder: str | os.PathLike, *, recordings: int, duration_s: float, seed: int,
@@ -152,8 +153,8 @@ def cached_synthetic(folder: str | os.PathLike, *, recordings: int, duration_s: 
     return read_manifest(folder)
 
 
-def synthetic_training_extra(*, profile: str | Profile | None = None, progress: bool = True
-                             ) -> pd.DataFrame:
+def synthetic_training_extra(*, profile: str | Profile | None = None, progress: bool = True,
+                             workers: int | None = None) -> pd.DataFrame:
     """Extra synthetic recordings (all ``train``) that only the detector trains on: more
     airlocks, rooms and backgrounds than the 36 training recordings of the main set. Cached
     in ``data/synthetic-train`` and regenerated like :func:`synthetic`."""
@@ -162,7 +163,7 @@ def synthetic_training_extra(*, profile: str | Profile | None = None, progress: 
         return pd.DataFrame(columns=list(MANIFEST_COLUMNS))
     m = cached_synthetic(prof.train_extra_dir, recordings=prof.train_extra_recordings,
                          duration_s=prof.train_extra_duration_s, seed=prof.train_extra_seed,
-                         progress=progress, prefix="train")
+                         progress=progress, prefix="train", workers=workers)
     m["split"] = "train"
     return m
 

@@ -63,13 +63,17 @@ def test_synth_rejects_bad_arguments(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: recordings must be >= 1")
     assert main(["synth", "--seed", "3", "--quiet"]) == 2  # the embedded sets have the profile's seed
     assert "--seed needs --out" in capsys.readouterr().err
+    assert main(["synth", "--duration", "5", "--seed", "3", "--quiet"]) == 2
+    assert "--duration, --seed need --out" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "y"), "--profile", "quick", "--quiet"]) == 2
+    assert "--profile makes the notebooks' sets" in capsys.readouterr().err
 
 
 def test_synth_without_out_makes_the_notebooks_cached_sets(tmp_path):
     """What Binder's postBuild runs: the profile's main and extra sets where the notebooks
     look for them, and a second run finds them cached instead of making them again."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "AED_DATA_DIR": str(tmp_path)}
-    cmd = [sys.executable, "-m", "helpers", "synth", "--profile", "quick", "--quiet"]
+    cmd = [sys.executable, "-m", "helpers", "synth", "--profile", "quick", "--quiet", "--workers", "1"]
     r = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "main set (quick profile): 12 recordings" in r.stdout

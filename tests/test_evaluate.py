@@ -341,7 +341,15 @@ def test_a_perfect_detector_shows_the_bpm_estimators_own_limit():
     assert interval["true_bpm"] == 40.0 and interval["labels_bpm"] == pytest.approx(60.0)
     assert not interval["labels_within_10"] and not interval["within_10"]
     assert count["labels_bpm"] == 40.0 and count["labels_within_10"]
-    # the limit does not depend on the detections: an empty detector has the same one
-    empty = score_detections([ref], [ref.iloc[:0]], [60.0])
-    assert summarize_scores(empty)["bpm_within_10pct_labels"] == 0.0
-    assert summarize_scores(score_detections([ref], [ref], [60.0], bpm_method="count"))["bpm_within_10pct_labels"] == 1.0
+    # the limit comes from the labels, not the detections: a detector that finds nothing
+    # is off, while the labels through the count still are not
+    empty = score_detections([ref], [ref.iloc[:0]], [60.0], bpm_method="count").iloc[0]
+    assert not empty["within_10"] and empty["labels_within_10"] and empty["labels_bpm"] == 40.0
+    # and a detector that finds only the regular half (one plop a second: 60 BPM by either
+    # method) does not move the interval method's limit either
+    regular = score_detections([ref], [ref.iloc[:30]], [60.0], bpm_method="interval")
+    assert regular.iloc[0]["labels_bpm"] == pytest.approx(60.0)
+    assert summarize_scores(regular)["bpm_within_10pct_labels"] == 0.0
+    both = score_detections([ref, ref], [ref.iloc[:0], ref.iloc[:30]], [60.0, 60.0], bpm_method="count")
+    assert summarize_scores(both)["bpm_within_10pct_labels"] == 1.0
+    assert summarize_scores(both)["bpm_within_10pct"] == 0.0
