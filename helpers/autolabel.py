@@ -1299,7 +1299,8 @@ def label_quality(manifest: pd.DataFrame, *, progress: bool = False, **options: 
         rows.append({"recording": r["recording"], "split": r["split"], "snr_db": r["snr_db"],
                      "backgrounds": r["backgrounds"], "status": res.status,
                      **{k: s[k] for k in ("tp", "fp", "fn")}})
-    return pd.DataFrame(rows), errors
+    columns = ["recording", "split", "snr_db", "backgrounds", "status", "tp", "fp", "fn"]
+    return pd.DataFrame(rows, columns=columns), errors
 
 
 def quality_table(scores: pd.DataFrame, errors: dict[str, np.ndarray], *,
@@ -1308,7 +1309,8 @@ def quality_table(scores: pd.DataFrame, errors: dict[str, np.ndarray], *,
     SNR group (at least ``snr_split_db`` or below): recordings, plops, pooled F1, precision and
     recall, the median and 90th percentile of the absolute onset error (ms) and, with
     ``counter`` (per-recording ``tp``, ``fp``, ``fn`` of another system, e.g. the energy
-    counter), that system's F1 on the same recordings.
+    counter), that system's F1 on the same recordings. Recordings without an SNR (own
+    recordings) form the group ``SNR unknown``.
 
     Examples
     --------
@@ -1322,8 +1324,9 @@ def quality_table(scores: pd.DataFrame, errors: dict[str, np.ndarray], *,
 
     t = scores.copy()
     t["part"] = np.where(t["split"] == "test", "test", "train + val")
-    t["snr group"] = np.where(t["snr_db"] >= snr_split_db, f"SNR ≥ {snr_split_db:g} dB",
-                              f"SNR < {snr_split_db:g} dB")
+    snr = pd.to_numeric(t["snr_db"], errors="coerce")  # own recordings have no SNR
+    t["snr group"] = np.select([snr >= snr_split_db, snr < snr_split_db],
+                               [f"SNR ≥ {snr_split_db:g} dB", f"SNR < {snr_split_db:g} dB"], "SNR unknown")
     if counter is not None:
         t = t.merge(counter[["recording", "tp", "fp", "fn"]], on="recording", how="left",
                     suffixes=("", "_counter"))
@@ -1343,7 +1346,9 @@ def quality_table(scores: pd.DataFrame, errors: dict[str, np.ndarray], *,
         if counter is not None:
             row["counter F1"] = pooled(d, "_counter")["f1"]
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["part", "snr group"])
+    columns = ["part", "snr group", "recordings", "plops", "F1", "precision", "recall",
+               "onset error median (ms)", "onset error 90 % (ms)"] + (["counter F1"] if counter is not None else [])
+    return pd.DataFrame(rows, columns=columns).set_index(["part", "snr group"])
 
 
 def plot_quality(scores: pd.DataFrame, counter: pd.DataFrame, *, names: tuple[str, str] = (

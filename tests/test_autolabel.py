@@ -292,5 +292,10 @@ def test_label_quality_scores_a_set_and_compares_with_another_system(tmp_path):
     table = al.quality_table(scores, errors, counter=other)
     assert table["recordings"].sum() == 4 and (table["counter F1"] == 0).all()
     assert table["plops"].sum() == m["n_plops"].sum()
+    # own recordings have no SNR: their own group, not "below 10 dB"
+    unknown = al.quality_table(scores.assign(snr_db=np.nan), errors)
+    assert list(unknown.index.get_level_values("snr group").unique()) == ["SNR unknown"]
+    empty, no_errors = al.label_quality(m.iloc[:0])
+    assert len(al.quality_table(empty, no_errors)) == 0
     axes = al.plot_quality(scores, other)
     assert len(axes) == 3 and len(axes[1].patches) > 0 and len(axes[2].patches) > 0
