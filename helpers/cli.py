@@ -148,7 +148,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     table = detect_paths(args.paths, out_dir=args.out, model=args.model, backend=args.backend,
-                         progress=not args.quiet, on_row=emit)
+                         progress=not args.quiet, on_row=emit, bpm_method=args.bpm_method)
     bad = int((table["error"] != "").sum()) if len(table) else 0
     if not len(table):
         print("no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("detect", help="detect plops in audio files with a trained model")
     t.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     t.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")
+    t.add_argument("--bpm-method", choices=("interval", "count"), default="interval",
+                   help="interval: the typical gap between plops, robust to a miss or a burst (default); "
+                        "count: plops per minute of the file, as counted by hand")
     _model_options(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_detect)

@@ -504,10 +504,15 @@ def export_litert(detector: Detector, representative: list[np.ndarray], *, folde
 # Batch detection and training on own recordings (the command line's `detect` and `train`)
 # ---------------------------------------------------------------------------------------
 def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike | None = None,
-                 backend: str = "auto", progress: bool = True, on_row=None) -> pd.DataFrame:
+                 backend: str = "auto", progress: bool = True, on_row=None,
+                 bpm_method: str = "interval") -> pd.DataFrame:
     """Detect plops in every audio file of ``paths`` (files or folders), write
     ``out_dir/<stem>.txt`` Audacity labels, and return one row per file (``file``,
     ``duration_s``, ``events``, ``bpm``, ``bpm_low``, ``bpm_high``, ``error``).
+
+    ``bpm_method`` (:func:`helpers.events.bpm_from_events`): ``"interval"`` (default), the
+    typical gap between plops, robust to a missed plop or a burst; ``"count"``, plops per minute
+    of the file, what counting by hand gives, exact when the detector is.
 
     A file that cannot be read is reported in its row's ``error`` and the others are still
     processed. ``on_row(row)`` is called after each file (the command line prints it).
@@ -534,7 +539,7 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
             events = det.detect(y)
             duration = len(y) / SR
             write_labels(events, out / f"{f.stem}.txt")
-            b = bpm_from_events(events, duration_s=duration)
+            b = bpm_from_events(events, duration_s=duration, method=bpm_method)
             row.update(duration_s=round(duration, 3), events=len(events), bpm=round(b["bpm"], 2),
                        bpm_low=round(b["low"], 2), bpm_high=round(b["high"], 2))
         except (AudioError, OSError, ValueError) as e:

@@ -183,3 +183,27 @@ def test_train_needs_two_labeled_recordings(tmp_path):
 def test_detector_config_defaults():
     cfg = DetectorConfig()
     assert cfg.frontend == "pcen" and len(cfg.norm_mean) == 64
+
+
+def test_cli_detect_bpm_methods(trained, tmp_path):
+    """`--bpm-method count` prints the detected plops per minute of the file; the default
+    (interval) prints 60 over the median gap between them."""
+    from helpers.events import bpm_from_events
+
+    folder = trained[0]
+    rec = synth.synthesize_recording(seed=21, duration_s=12.0, sr=16000, snr_db=25)
+    save_audio(tmp_path / "brew.wav", rec.audio, sr=16000)
+    rows = {}
+    for method in ("interval", "count"):
+        r = _run("detect", tmp_path / "brew.wav", "--model", folder, "--out", tmp_path / method,
+                 "--bpm-method", method, "--quiet")
+        assert r.returncode == 0, r.stderr[-2000:]
+        _, duration, events, bpm = r.stdout.strip().splitlines()[1].split(",")
+        rows[method] = (float(duration), int(events), float(bpm))
+        labels = read_labels(tmp_path / method / "brew.txt")
+        assert len(labels) == int(events)
+    duration, events, bpm = rows["count"]
+    assert events >= 3 and bpm == pytest.approx(events / duration * 60, abs=0.05)
+    expected = bpm_from_events(read_labels(tmp_path / "interval" / "brew.txt"), duration_s=duration)["bpm"]
+    assert rows["interval"][2] == pytest.approx(expected, abs=0.05)
+    assert _run("detect", tmp_path / "brew.wav", "--out", tmp_path / "x", "--bpm-method", "mean").returncode == 2
