@@ -28,23 +28,18 @@ def main() -> None:
     p.add_argument("--epochs", default="5", help="epoch budgets, comma-separated")
     args = p.parse_args()
 
-    from helpers import datasets, robustness, synth
+    from helpers import datasets, robustness
     from helpers.config import profile
 
-    unrecorded, never_heard = ("babble", "music", "rain"), ("rain",)  # as in notebook 09
     manifest = datasets.synthetic(profile=profile("full"), progress=False)
-    rows = {split: robustness.select_recordings(manifest, split=split, min_snr_db=10, without=unrecorded)
-            for split in ("train", "val")}
-    train = list(zip(*datasets.load_all(rows["train"])))
-    val = list(zip(*datasets.load_all(rows["val"])))
-    families = [f for f in sorted(synth.BACKGROUNDS) if f not in never_heard]
-    val = val + robustness.augmented_copies(val, seed=1000, families=families)  # SEED = 0's copies
+    # notebook 09's defaults; the validation copies of its SEED = 0 for every training seed
+    train, val, *_, families = robustness.mixing_experiment_data(manifest, val_seed=1000)
     for epochs in map(int, args.epochs.split(",")):
         for seed in map(int, args.seeds.split(",")):
             t0 = time.perf_counter()
             pair = robustness.train_pair(train, val, epochs=epochs, seed=seed, families=families)
             seconds = time.perf_counter() - t0
-            duo = robustness.sweep({n: d for n, (d, _) in pair.items()}, snrs_db=(-10, -5, 0, 5, 10, 20, 30),
+            duo = robustness.sweep({n: d for n, (d, _) in pair.items()}, snrs_db=robustness.SNR_GRID_DB,
                                    seeds=range(4), duration_s=25.0)
             bands = robustness.compare_bands(duo.assign(background="all")).round(3).reset_index()
             print(json.dumps({"epochs": epochs, "seed": seed, "train_s": round(seconds, 1),

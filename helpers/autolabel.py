@@ -1397,8 +1397,8 @@ def plot_model(model: Any = None, *, n_background: int = 2, axes=None, title: st
     A = model.transmat_ if model is not None else topology(n_background)[1]
     k = A.shape[0]
     nb = k - 2
-    names = [f"background\n{b + 1}" if nb > 1 else "background" for b in range(nb)]
-    names += ["onset\n(the plop state)", "ring"]
+    short = [f"background {b + 1}" if nb > 1 else "background" for b in range(nb)] + ["onset", "ring"]
+    names = [n.replace(" ", "\n") for n in short[:nb]] + ["onset\n(the plop state)", "ring"]
     colors = ["0.75"] * nb + ["tab:orange", "tab:red"]
     xy = {s: (0.0, 0.5 + 0.9 * (s - (nb - 1) / 2)) for s in range(nb)}
     xy[nb], xy[nb + 1] = (1.0, 0.5), (2.0, 0.5)
@@ -1437,8 +1437,7 @@ def plot_model(model: Any = None, *, n_background: int = 2, axes=None, title: st
     d = means.shape[1]
     lim = float(np.abs(means).max()) or 1.0
     im = ax2.imshow(means, aspect="auto", cmap="coolwarm", vmin=-lim, vmax=lim)
-    ax2.set_yticks(range(k), [n.replace("\n", " ") if i < nb else n.split("\n")[0] for i, n in enumerate(names)],
-                   fontsize=8)
+    ax2.set_yticks(range(k), short, fontsize=8)
     half = d // 2
     if half == 13:   # MFCCs
         ax2.set_xticks([0, 6, half, half + 6], ["c0 (level)", "c6", "Δc0", "Δc6"], fontsize=8)

@@ -34,10 +34,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from helpers.synth import make_dataset
 
     t0 = time.perf_counter()
-    m = make_dataset(args.out, recordings=60 if args.recordings is None else args.recordings,
-                     duration_s=60.0 if args.duration is None else args.duration,
-                     seed=2024 if args.seed is None else args.seed, workers=args.workers,
-                     progress=not args.quiet)
+    given = {"recordings": args.recordings, "duration_s": args.duration, "seed": args.seed}
+    m = make_dataset(args.out, **{k: v for k, v in given.items() if v is not None}, workers=args.workers,
+                     progress=not args.quiet)  # make_dataset's defaults for the rest
     dt = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())
     print(f"wrote {len(m)} recordings ({m['duration_s'].sum() / 60:.1f} min, "

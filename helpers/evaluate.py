@@ -139,7 +139,7 @@ def score_detections(references, estimates, durations, *, names=None, collar: fl
     >>> print(row["recall"], row["true_bpm"], round(row["bpm"]), bool(row["within_10"]))
     0.5 30.0 15 False
     """
-    from helpers.events import bpm_from_events
+    from helpers.events import bpm_error, bpm_from_events
 
     rows = []
     names = list(names) if names is not None else [f"rec{i}" for i in range(len(durations))]
@@ -148,14 +148,13 @@ def score_detections(references, estimates, durations, *, names=None, collar: fl
         r_on, e_on = _onsets(ref), _onsets(est)
         true_bpm = len(r_on) / dur * 60.0
         b = bpm_from_events(e_on, duration_s=dur, method=bpm_method)
-        err = abs(b["bpm"] - true_bpm) / true_bpm if true_bpm > 0 else (0.0 if b["bpm"] == 0 else np.inf)
+        err = bpm_error(b["bpm"], true_bpm)
         covers = bool(b["low"] <= true_bpm <= b["high"]) if np.isfinite(b["low"]) else False
         perfect = bpm_from_events(r_on, duration_s=dur, method=bpm_method)["bpm"]
-        perfect_err = abs(perfect - true_bpm) / true_bpm if true_bpm > 0 else 0.0
         rows.append({"recording": name, "n_ref": len(r_on), "n_est": len(e_on), **s,
                      "true_bpm": true_bpm, "bpm": b["bpm"], "bpm_low": b["low"], "bpm_high": b["high"],
                      "bpm_error": err, "within_10": bool(err <= tol), "ci_covers": covers,
-                     "labels_bpm": perfect, "labels_within_10": bool(perfect_err <= tol)})
+                     "labels_bpm": perfect, "labels_within_10": bool(bpm_error(perfect, true_bpm) <= tol)})
     return pd.DataFrame(rows)
 
 
@@ -163,11 +162,17 @@ def summarize_scores(table: pd.DataFrame) -> dict:
     """Pooled onset scores and BPM figures over the rows of :func:`score_detections`."""
     pooled = prf(int(table["tp"].sum()), int(table["fp"].sum()), int(table["fn"].sum()))
     return {**{k: pooled[k] for k in ("f1", "precision", "recall", "tp", "fp", "fn")},
-            "recordings": int(len(table)),
-            "bpm_error_median": float(table["bpm_error"].median()) if len(table) else float("nan"),
-            "bpm_within_10pct": float(table["within_10"].mean()) if len(table) else float("nan"),
-            "bpm_ci_coverage": float(table["ci_covers"].mean()) if len(table) else float("nan"),
-            "bpm_within_10pct_labels": float(table["labels_within_10"].mean()) if len(table) else float("nan")}
+            "recordings": int(len(table)), **_bpm_summary(table)}
+
+
+def _bpm_summary(table: pd.DataFrame) -> dict:
+    """The BPM figures over the rows of a :func:`score_detections` table (NaN without rows)."""
+    def over(col: str, how: str) -> float:
+        return float(getattr(table[col], how)()) if len(table) else float("nan")
+
+    return {"bpm_error_median": over("bpm_error", "median"), "bpm_within_10pct": over("within_10", "mean"),
+            "bpm_ci_coverage": over("ci_covers", "mean"),
+            "bpm_within_10pct_labels": over("labels_within_10", "mean")}
 
 
 #: SNR bands used to break scores down (dB; left-closed).
@@ -400,11 +405,7 @@ def summarize_evaluation(table: pd.DataFrame, windows=None) -> dict:
     return {"f1": e["f1"], "precision": e["precision"], "recall": e["recall"],
             "tp": e["tp"], "fp": e["fp"], "fn": e["fn"], "f1_200ms": e2["f1"],
             "segment_f1_1s": seg["f1"], **{f"window_{k}": v for k, v in w.items()},
-            "bpm_error_median": float(table["bpm_error"].median()),
-            "bpm_within_10pct": float(table["within_10"].mean()),
-            "bpm_ci_coverage": float(table["ci_covers"].mean()),
-            "bpm_within_10pct_labels": float(table["labels_within_10"].mean()),
-            "recordings": int(len(table)), "plops": int(table["n_ref"].sum()),
+            **_bpm_summary(table), "recordings": int(len(table)), "plops": int(table["n_ref"].sum()),
             "detections": int(table["n_est"].sum())}
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -434,6 +435,39 @@ def select_recordings(manifest: pd.DataFrame, *, split: str, min_snr_db: float =
 # ---------------------------------------------------------------------------------------
 # Background mixing as training augmentation
 # ---------------------------------------------------------------------------------------
+class MixingData(NamedTuple):
+    """The data of notebook 09's mixing experiment (:func:`mixing_experiment_data`)."""
+
+    train: list[tuple[np.ndarray, pd.DataFrame]]
+    val: list[tuple[np.ndarray, pd.DataFrame]]
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    families: list[str]
+
+
+def mixing_experiment_data(manifest: pd.DataFrame, *, unrecorded: Sequence[str] = ("babble", "music", "rain"),
+                           never_heard: Sequence[str] = ("rain",), min_snr_db: float = 10.0,
+                           val_seed: int = 1000) -> MixingData:
+    """The "quiet kitchen" recordings of the train and val splits (SNR at least
+    ``min_snr_db``, none of the ``unrecorded`` backgrounds), the families the mixing may draw
+    from (all but ``never_heard``), and the validation recordings plus one mixed copy of each
+    (drawn with ``val_seed``): what :func:`train_pair` needs.
+
+    Examples
+    --------
+    >>> data = mixing_experiment_data(datasets.synthetic())   # doctest: +SKIP
+    >>> pair = train_pair(data.train, data.val, epochs=5, families=data.families)  # doctest: +SKIP
+    """
+    from helpers.datasets import load_all
+
+    rows = {split: select_recordings(manifest, split=split, min_snr_db=min_snr_db, without=unrecorded)
+            for split in ("train", "val")}
+    train, val = (list(zip(*load_all(rows[split]))) for split in ("train", "val"))
+    families = [f for f in sorted(synth.BACKGROUNDS) if f not in never_heard]
+    val = val + augmented_copies(val, seed=val_seed, families=families)
+    return MixingData(train, val, rows["train"], rows["val"], families)
+
+
 def augmented_copies(items: Sequence[tuple[np.ndarray, pd.DataFrame]], *, seed: int,
                      mix_backgrounds: bool = True, families: Sequence[str] | None = None,
                      snr_db: tuple[float, float] = (-5.0, 25.0),

@@ -189,3 +189,23 @@ def test_compare_bands_pools_each_band_and_skips_the_middle():
     assert row["−10…0 dB"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 4))      # pooled over −10 and 0 dB
     assert row["10…30 dB"] == pytest.approx(2 * 14 / (2 * 14 + 0 + 1))
     assert row["median BPM error, −10…0 dB (%)"] == pytest.approx(30.0)  # the 5 dB row is left out
+
+
+def test_mixing_experiment_data_is_the_quiet_kitchen_and_mixed_validation(tmp_path):
+    """A small real set: only quiet recordings without the unrecorded families, the families
+    that the mixing may draw from, and each validation recording followed by a mixed copy."""
+    from helpers.synth import make_dataset
+
+    m = make_dataset(tmp_path, recordings=16, duration_s=4.0, seed=4, progress=False, workers=1)
+    m["path"] = [str(tmp_path / p) for p in m["path"]]
+    m["labels"] = [str(tmp_path / p) for p in m["labels"]]
+    data = rb.mixing_experiment_data(m, unrecorded=("babble",), never_heard=("rain",), min_snr_db=0.0)
+    for rows, split in ((data.train_rows, "train"), (data.val_rows, "val")):
+        assert (rows["split"] == split).all() and (rows["snr_db"] >= 0).all()
+        assert not rows["backgrounds"].str.contains("babble").any()
+    assert len(data.train) == len(data.train_rows) and len(data.val) == 2 * len(data.val_rows)
+    assert data.families == sorted(f for f in BACKGROUNDS if f != "rain")
+    n = len(data.val_rows)
+    assert n > 0 and len(data.train_rows) > 0
+    for (y, ev), (y_mixed, ev_mixed) in zip(data.val[:n], data.val[n:]):
+        assert not np.array_equal(y[: len(y_mixed)], y_mixed[: len(y)])  # a background was added
