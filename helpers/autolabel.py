@@ -65,7 +65,20 @@ The steps, each a function of its own so that notebook 03 can show them one at a
    With it (and the two background states), event F1 on the training and validation
    recordings went from 0.879 to 0.893 at SNR >= 10 dB and from 0.746 to 0.763 below, with
    fewer false plops (precision 0.821 → 0.861 over all of them).
-7. Checks (:func:`autolabel`): a file too short to model, silence, "plop state not found",
+7. :func:`fill_rhythm_gaps` — an airlock bubbles at a steady rate, so a hole in the rhythm
+   is, more often than not, a plop the measures were unsure of. Where two labels are 1.5–3.5
+   times the typical interval (the median of the segment's label intervals) apart, the most
+   confident candidate in the middle of that gap (30–70 % of the way across) becomes a label
+   if its confidence is at least ``fill_confidence`` (0.5). It needs five labels to know the
+   rhythm, never puts a label within ``min_gap_s`` of another and makes one pass (a filled
+   label opens no new gap). A fast blow-off, whose previous ring still sounds when the next
+   plop starts, is where it helps most; a candidate outside such a hole is never added, so it
+   creates no rhythm where there is none. Chosen on the training and validation recordings
+   with everything else fixed: event F1 0.850 → 0.868 over all of them (0.893 → 0.896 at
+   SNR >= 10 dB, 0.763 → 0.813 below; precision 0.861 → 0.844, recall 0.839 → 0.893).
+   Thresholds 0.5–0.65, gaps up to 3 or 3.5 intervals and positions 0.25–0.35 all gave
+   0.865–0.868; repeating the pass until nothing changes gave 0.863–0.865.
+8. Checks (:func:`autolabel`): a file too short to model, silence, "plop state not found",
    "no plop found" and an implausible rate (more than ``max_rate_ppm`` per minute) give status
    ``"flagged"``, an empty label list and a message that says what to do.
 
@@ -118,6 +131,8 @@ __all__ = [
     "describe_events",
     "event_confidence",
     "file_features",
+    "fill_rhythm_gaps",
+    "select_candidates",
     "fit_hmm",
     "frame_features",
     "frame_level_db",
@@ -156,6 +171,7 @@ DEFAULTS: dict[str, Any] = {
     "merge_s": 0.08,              # entries closer than this to an onset belong to it
     "min_gap_s": 0.12,            # kept plops closer than this to the previous one are dropped
     "min_confidence": 0.8,
+    "fill_confidence": 0.5,       # a candidate this confident may fill a hole in the rhythm
     "min_duration_s": 2.0,
     "max_rate_ppm": 400.0,
     "silence_dbfs": -90.0,
@@ -858,7 +874,8 @@ class AutolabelResult:
         (0..1), sorted by start. Empty when flagged.
     candidates
         Every event the HMM found, with the measures of :func:`describe_events`,
-        ``confidence`` and ``kept``; for review and for the notebook.
+        ``confidence``, ``kept`` and ``filled`` (kept by :func:`fill_rhythm_gaps`); for review
+        and for the notebook.
     duration_s
         Length of the recording.
     model, states, roles, restarts
@@ -914,6 +931,76 @@ def _keep(starts: np.ndarray, confidence: np.ndarray, *, min_confidence: float,
     return keep
 
 
+#: :func:`fill_rhythm_gaps`: a gap this many typical intervals long has room for one plop …
+FILL_GAP = (1.5, 3.5)
+#: … placed at least this far (a fraction of the gap) from either end
+FILL_POSITION = 0.3
+#: labels needed before the typical interval is trusted
+FILL_MIN_LABELS = 5
+
+
+def fill_rhythm_gaps(starts: np.ndarray, confidence: np.ndarray, kept: np.ndarray, *,
+                     min_confidence: float = 0.5, min_gap_s: float = 0.12) -> np.ndarray:
+    """Which candidates fill a hole in the rhythm of the kept ones.
+
+    The typical interval is the median interval between kept onsets (``starts[kept]``,
+    sorted). For each pair of neighbouring kept onsets :data:`FILL_GAP` typical intervals
+    apart, the most confident candidate at least ``min_confidence`` confident and at least
+    :data:`FILL_POSITION` of the gap (and ``min_gap_s``) away from both ends is chosen.
+    Needs :data:`FILL_MIN_LABELS` kept onsets; returns a boolean array, True for the
+    candidates chosen (never one already kept). One pass: a filled label does not itself
+    open a new gap.
+
+    Examples
+    --------
+    >>> starts = np.array([0.0, 1.0, 2.0, 3.0, 3.5, 4.0, 5.0, 5.3, 6.0, 7.0])
+    >>> conf = np.array([0.9, 0.9, 0.9, 0.9, 0.6, 0.9, 0.9, 0.6, 0.9, 0.9])
+    >>> kept = conf >= 0.8
+    >>> kept[3] = False                       # a plop the measures missed …
+    >>> conf[3] = 0.7
+    >>> fill_rhythm_gaps(starts, conf, kept).nonzero()[0].tolist()  # … and the gap's middle
+    [3]
+    """
+    starts = np.asarray(starts, dtype=float)
+    confidence = np.asarray(confidence, dtype=float)
+    kept = np.asarray(kept, dtype=bool)
+    filled = np.zeros(len(starts), dtype=bool)
+    ks = np.sort(starts[kept])
+    if len(ks) < FILL_MIN_LABELS:
+        return filled
+    typical = float(np.median(np.diff(ks)))
+    best: dict[int, int] = {}
+    for i in np.flatnonzero(~kept & (confidence >= min_confidence)):
+        j = int(np.searchsorted(ks, starts[i]))
+        if j == 0 or j == len(ks):
+            continue
+        gap = ks[j] - ks[j - 1]
+        margin = max(FILL_POSITION * gap, min_gap_s)
+        if not FILL_GAP[0] * typical <= gap <= FILL_GAP[1] * typical:
+            continue
+        if starts[i] - ks[j - 1] < margin or ks[j] - starts[i] < margin:
+            continue
+        if j not in best or confidence[i] > confidence[best[j]]:
+            best[j] = int(i)
+    filled[list(best.values())] = True
+    return filled
+
+
+def select_candidates(candidates: pd.DataFrame, options: dict, *,
+                      min_confidence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The labeler's choice among its candidates: those at least ``min_confidence`` (the
+    option's by default) confident and ``min_gap_s`` apart, plus those that fill a hole in
+    their rhythm (:func:`fill_rhythm_gaps`). Returns ``kept`` (all chosen) and ``filled``."""
+    o = {**DEFAULTS, **options}
+    starts = candidates["start"].to_numpy(float)
+    confidence = candidates["confidence"].to_numpy(float)
+    threshold = o["min_confidence"] if min_confidence is None else min_confidence
+    kept = _keep(starts, confidence, min_confidence=threshold, min_gap_s=o["min_gap_s"])
+    filled = fill_rhythm_gaps(starts, confidence, kept, min_confidence=o["fill_confidence"],
+                              min_gap_s=o["min_gap_s"])
+    return kept | filled, filled
+
+
 def autolabel_frames(frames: Frames, **options: Any) -> AutolabelResult:
     """Label frames that are already computed as *one* segment: one model for all of them.
 
@@ -964,8 +1051,7 @@ def autolabel_frames(frames: Frames, **options: Any) -> AutolabelResult:
         ring_end = cand["start"].to_numpy() + np.maximum(cand["ring"].to_numpy(float), 5) * HOP_S
         cap = np.r_[cand["start"].to_numpy()[1:], dur]
         cand["end"] = np.minimum(ring_end, cap)
-    cand["kept"] = _keep(cand["start"].to_numpy(), cand["confidence"].to_numpy(),
-                         min_confidence=o["min_confidence"], min_gap_s=o["min_gap_s"])
+    cand["kept"], cand["filled"] = select_candidates(cand, o)
     extra["candidates"] = cand
     ev = cand[cand["kept"]]
     events = pd.DataFrame({"start": ev["start"].to_numpy(float), "end": ev["end"].to_numpy(float),

@@ -175,13 +175,13 @@ class HmmSystem(System):
         return Output(res.events, scores, HOP_S, state=(cand, res.options, res.duration_s))
 
     def events_at(self, out: Output, threshold: float) -> pd.DataFrame:
-        from helpers.autolabel import _keep
+        from helpers.autolabel import select_candidates
 
         cand, options, duration = out.state
         if not len(cand):
             return out.events.iloc[:0]
-        keep = _keep(cand["start"].to_numpy(float), cand["confidence"].to_numpy(float),
-                     min_confidence=float(threshold), min_gap_s=options["min_gap_s"])
+        # (a long recording's segments are filled as one here, per segment by the labeler)
+        keep, _ = select_candidates(cand, options, min_confidence=float(threshold))
         if duration > 0 and 60.0 * keep.sum() / duration > options["max_rate_ppm"]:
             keep[:] = False  # the labeler's rule: an implausible rate means the background was taken
         ev = cand[keep]

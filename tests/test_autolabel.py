@@ -21,7 +21,7 @@ from helpers.audio import AudioError
 from helpers.config import SR
 from helpers.evaluate import onset_scores
 from helpers.labels import read_labels
-from helpers.synth import synthesize_recording
+from helpers.synth import Character, plop, synthesize_recording
 
 #: An easy synthetic recording: 20 s, 25 dB SNR, a steady background, about 20 plops.
 EASY_SEED = 11
@@ -247,6 +247,47 @@ def test_candidates_merge_at_the_labelers_merge_s_by_default():
     assert al.DEFAULTS["merge_s"] < 0.1
     assert len(al.candidate_events(st, roles)) == 2
     assert len(al.candidate_events(st, roles, merge_s=0.12)) == 1
+
+
+def test_a_hole_in_a_steady_rhythm_is_filled_by_the_candidate_in_its_middle():
+    """Twelve plops of one airlock, one a second, in faint noise: a few of them are measured
+    below ``min_confidence``; those in a gap of the rhythm become labels, and each such label
+    is one of the true plops."""
+    rng = np.random.default_rng(3)
+    char = Character.draw(rng, SR, airlocks=("s_type",))
+    y = 0.003 * rng.standard_normal(SR * 14)
+    truth = np.arange(1.0, 13.0)
+    for t in truth:
+        x, _ = plop(rng, SR, char)
+        y[int(t * SR):int(t * SR) + len(x)] += 0.3 * x / np.abs(x).max()
+    plain = al.autolabel(y, fill_confidence=1.0)   # no candidate is that confident and unkept
+    filled = al.autolabel(y)
+    assert not plain.candidates["filled"].any()
+    new = filled.candidates[filled.candidates["filled"]]
+    assert len(new) >= 1
+    assert len(filled.events) == len(plain.events) + len(new)
+    assert np.abs(new["start"].to_numpy()[:, None] - truth).min(axis=1).max() < 0.05
+    assert (new["confidence"] < al.DEFAULTS["min_confidence"]).all()
+
+
+def test_rhythm_gaps_are_filled_only_where_the_rhythm_says_so():
+    beat = np.arange(0.0, 10.0)                       # kept plops every second …
+    starts = np.r_[beat[beat != 5], 5.0, 5.3, 7.5, 8.02]
+    kept = np.r_[np.ones(9, bool), False, False, False, False]
+    conf = np.r_[np.ones(9), 0.6, 0.7, 0.9, 0.9]
+    order = np.argsort(starts)
+    starts, kept, conf = starts[order], kept[order], conf[order]
+    filled = al.fill_rhythm_gaps(starts, conf, kept)
+    # … the hole at 5 s takes the most confident candidate in its middle (5.3 s, not 5.0 s);
+    # 7.5 s and 8.02 s sit between kept plops one interval apart: no hole there
+    assert starts[filled].tolist() == [5.3]
+    # below the fill confidence, or without five labels to learn the rhythm from: nothing
+    assert not al.fill_rhythm_gaps(starts, conf, kept, min_confidence=0.95).any()
+    few = kept & (starts < 3.5)
+    assert not al.fill_rhythm_gaps(starts, conf, few).any()
+    # a gap far longer than the rhythm (the airlock stopped) is not a hole
+    wide = np.r_[0.0, 1.0, 2.0, 3.0, 4.0, 9.0, 10.0, 6.5]
+    assert not al.fill_rhythm_gaps(wide, np.r_[np.ones(7), 0.9], np.r_[np.ones(7, bool), False]).any()
 
 
 def test_rise_tells_a_ringing_bubble_from_a_tone_that_swells():
