@@ -166,9 +166,9 @@ def part_detect(work: Path) -> dict:
 
     seconds = sf.info(str(path)).duration
     res = {}
-    for backend in ("int8", "keras"):
-        r = child([PY, "-m", "helpers", "detect", str(path), "--out", str(work / f"detect-{backend}"),
-                   "--backend", backend, "--quiet"], one_core=True)
+    for backend, extra in (("int8", []), ("keras", []), ("int8 --strict", ["--strict"])):
+        r = child([PY, "-m", "helpers", "detect", str(path), "--out", str(work / f"detect-{backend[:4]}{len(extra)}"),
+                   "--backend", backend.split()[0], "--quiet", *extra], one_core=True)
         res[backend] = {"audio_s": round(seconds, 1), "seconds": round(r["seconds"], 1),
                         "realtime_factor": round(seconds / r["seconds"], 1),
                         "peak_rss_mb": round(r["peak_rss_mb"]), "csv": r["stdout"].strip().splitlines()[-1]}
@@ -332,9 +332,11 @@ def fmt_table(results: dict) -> str:
     rows = []
     d = results.get("detect")
     if d:
-        for b in ("int8", "keras"):
-            rows.append((f"`detect`, 1 h of audio, one core ({b})", f"{d[b]['seconds']:.1f} s "
-                         f"({d[b]['realtime_factor']:.0f}× real time), peak {d[b]['peak_rss_mb']} MB", "≤ 10 s"))
+        for b in ("int8", "keras", "int8 --strict"):
+            if b in d:  # (--strict is an option, outside the target)
+                rows.append((f"`detect`, 1 h of audio, one core ({b})", f"{d[b]['seconds']:.1f} s "
+                             f"({d[b]['realtime_factor']:.0f}× real time), peak {d[b]['peak_rss_mb']} MB",
+                             "≤ 10 s" if "strict" not in b else "(an option)"))
     a = results.get("autolabel")
     if a:
         for v in a.get("results", []):

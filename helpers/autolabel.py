@@ -82,6 +82,9 @@ The steps, each a function of its own so that notebook 03 can show them one at a
    "no plop found" and an implausible rate (more than ``max_rate_ppm`` per minute) give status
    ``"flagged"``, an empty label list and a message that says what to do.
 
+The six measures also give another detector a second opinion: :func:`plausibility` scores the
+events the CRNN found, and ``detect --strict`` drops those that do not ring like a bubble.
+
 Long recordings are labeled in segments of ``segment_s`` seconds (each with 1 s of context),
 so that time and memory grow linearly and stay small: ``bench/autolabel_speed.py`` measures
 an hour of audio on one core.
@@ -138,6 +141,7 @@ __all__ = [
     "frame_level_db",
     "hmm_features",
     "onset_errors",
+    "plausibility",
     "plop_states",
     "plot_decoding",
     "plot_model",
@@ -854,6 +858,64 @@ def event_confidence(description: pd.DataFrame) -> np.ndarray:
     parts = [np.clip((description[c].to_numpy(dtype=float) - a) / (b - a), 0.0, 1.0)
              for c, (a, b) in CONFIDENCE_SCALES.items()]
     return np.mean(parts, axis=0)
+
+
+def plausibility(y: np.ndarray, events: pd.DataFrame, *, sr: int = SR, block_s: float = 60.0
+                 ) -> np.ndarray:
+    """How much each of another detector's events sounds like a bubble: the labeler's
+    :func:`event_confidence` of the six measures of :func:`describe_events`, taken at each
+    event's onset (``start``) in mono audio ``y``.
+
+    A second opinion that knows nothing of the detector's training data: the shipped
+    detector's ``detect --strict`` drops events below :data:`STRICT_PLAUSIBILITY`. The audio is
+    measured in blocks of ``block_s`` seconds (each with its own noise floor), so memory stays
+    small for an hour-long file.
+
+    Examples
+    --------
+    >>> from helpers.synth import synthesize_recording
+    >>> rec = synthesize_recording(seed=11, duration_s=10.0, sr=16000, snr_db=25.0)
+    >>> p = plausibility(rec.audio, rec.events)
+    >>> len(p) == len(rec.events), bool(np.median(p) > 0.8)
+    (True, True)
+    """
+    if len(events) == 0:
+        return np.zeros(0)
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"expected mono samples of shape (n,), got shape {y.shape}")
+    if sr != SR:
+        from helpers.audio import resample
+
+        y = resample(y, sr, SR)
+    onset = np.round(events["start"].to_numpy(float) / HOP_S).astype(int)
+    order = np.argsort(onset, kind="stable")
+    sorted_onsets = onset[order]
+    block = max(int(round(block_s / HOP_S)), 1)
+    tail = int(round(0.4 / HOP_S))          # describe_events looks 0.3 s past an onset
+    n_frames = len(y) // _HOP + 1
+    conf = np.empty(len(onset))
+    for b0 in range(0, n_frames, block):
+        i0, i1 = np.searchsorted(sorted_onsets, [b0, b0 + block])
+        if i1 == i0:
+            continue
+        lo = max(b0 - _CONTEXT, 0)
+        hi = min(n_frames, b0 + block + tail)
+        frames = frame_features(y[lo * _HOP:hi * _HOP])
+        last = max(frames.n_frames - 1, 0)
+        these = np.clip(sorted_onsets[i0:i1] - lo, 0, last)
+        # the next block's first onset ends this block's last event, as it would in one piece
+        if i1 < len(onset) and sorted_onsets[i1] - lo <= last:
+            these = np.r_[these, sorted_onsets[i1] - lo]
+        cand = pd.DataFrame({"frame": these})
+        conf[i0:i1] = event_confidence(describe_events(frames, cand))[: i1 - i0]
+    out = np.empty(len(onset))
+    out[order] = conf
+    return out
+
+
+#: ``detect --strict``: events less plausible than this are dropped (see :func:`plausibility`)
+STRICT_PLAUSIBILITY = 0.5
 
 
 # ---------------------------------------------------------------------------------------

@@ -134,6 +134,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from helpers.autolabel import STRICT_PLAUSIBILITY
     from helpers.models import detect_paths
 
     writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -147,7 +148,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     table = detect_paths(args.paths, out_dir=args.out, model=args.model, backend=args.backend,
-                         progress=not args.quiet, on_row=emit, bpm_method=args.bpm_method)
+                         progress=not args.quiet, on_row=emit, bpm_method=args.bpm_method,
+                         min_plausibility=STRICT_PLAUSIBILITY if args.strict else None)
     bad = int((table["error"] != "").sum()) if len(table) else 0
     if not len(table):
         print("no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
@@ -310,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bpm-method", choices=("interval", "count"), default="interval",
                    help="interval: the typical gap between plops, robust to a miss or a burst (default); "
                         "count: plops per minute of the file, as counted by hand")
+    t.add_argument("--strict", action="store_true",
+                   help="also drop detections that do not ring like a bubble (the labeler's measures): "
+                        "for rooms with sounds the model never heard (talk, music); slower")
     _model_options(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_detect)

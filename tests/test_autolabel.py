@@ -290,6 +290,27 @@ def test_rhythm_gaps_are_filled_only_where_the_rhythm_says_so():
     assert not al.fill_rhythm_gaps(wide, np.r_[np.ones(7), 0.9], np.r_[np.ones(7, bool), False]).any()
 
 
+def test_plausibility_is_high_at_plops_and_low_in_plain_background(easy):
+    """The second opinion of ``detect --strict``: the labeler's confidence at other onsets."""
+    y, truth = easy
+    at_plops = al.plausibility(y, truth)
+    assert len(at_plops) == len(truth) and np.median(at_plops) > 0.8
+    starts = truth["start"].to_numpy()
+    quiet = [t for t in np.arange(0.5, len(y) / SR - 0.5, 0.25) if np.min(np.abs(starts - t)) > 0.6]
+    assert len(quiet) >= 3
+    elsewhere = al.plausibility(y, pd.DataFrame({"start": quiet}))
+    assert elsewhere.max() < al.STRICT_PLAUSIBILITY
+    # any order of events gives the same answer for each
+    both = pd.DataFrame({"start": np.r_[starts, quiet]})
+    ref = al.plausibility(y, both)
+    perm = np.random.default_rng(0).permutation(len(both))
+    np.testing.assert_allclose(al.plausibility(y, both.iloc[perm].reset_index(drop=True)), ref[perm])
+    # in blocks (each with its own noise floor) nearly the same answers in a steady background
+    blocks = al.plausibility(y, truth, block_s=5.0)
+    assert np.abs(blocks - at_plops).max() < 0.1
+    assert al.plausibility(y, truth.iloc[:0]).shape == (0,)
+
+
 def test_rise_tells_a_ringing_bubble_from_a_tone_that_swells():
     """``rise``: a bubble's ring appears at once at its own frequency; a note that swells over
     250 ms rises slowly there. Real synthesized plops against a 1 kHz tone with a slow onset in

@@ -207,3 +207,29 @@ def test_cli_detect_bpm_methods(trained, tmp_path):
     expected = bpm_from_events(read_labels(tmp_path / "interval" / "brew.txt"), duration_s=duration)["bpm"]
     assert rows["interval"][2] == pytest.approx(expected, abs=0.05)
     assert _run("detect", tmp_path / "brew.wav", "--out", tmp_path / "x", "--bpm-method", "mean").returncode == 2
+
+
+def test_cli_detect_strict_drops_the_implausible_detections(tmp_path):
+    """`detect --strict` (shipped model): the plain detections whose plausibility, measured
+    here on their own, reaches STRICT_PLAUSIBILITY, and nothing else. In this recording (talk
+    and music at 5 dB SNR, two plops) the shipped model also fires on three other sounds;
+    strict mode drops one of them and keeps both plops."""
+    from helpers.audio import load_audio
+    from helpers.autolabel import STRICT_PLAUSIBILITY, plausibility
+    from helpers.evaluate import onset_scores
+
+    rec = synth.synthesize_recording(seed=36, duration_s=20.0, sr=16000, snr_db=5.0,
+                                     backgrounds=("babble", "music"))
+    save_audio(tmp_path / "kitchen.wav", rec.audio, sr=16000)
+    counts = {}
+    for name, extra in (("plain", []), ("strict", ["--strict"])):
+        r = _run("detect", tmp_path / "kitchen.wav", "--out", tmp_path / name, "--quiet", *extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+        counts[name] = int(r.stdout.strip().splitlines()[1].split(",")[2])
+    plain = read_labels(tmp_path / "plain" / "kitchen.txt")
+    strict = read_labels(tmp_path / "strict" / "kitchen.txt")
+    p = plausibility(load_audio(tmp_path / "kitchen.wav"), plain)
+    np.testing.assert_allclose(strict["start"], plain["start"][p >= STRICT_PLAUSIBILITY], atol=1e-6)
+    assert counts == {"plain": len(plain), "strict": len(strict)}
+    assert len(strict) < len(plain)
+    assert onset_scores(rec.events, strict)["tp"] == onset_scores(rec.events, plain)["tp"] == len(rec.events)

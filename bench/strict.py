@@ -1,0 +1,72 @@
+"""What ``detect --strict`` does to the detector's scores, outside Jupyter.
+
+Runs the shipped detector (int8) on the validation and test splits of the full synthetic set,
+and the held-out model (``make model --heldout``; trained without music, babble, rain and the
+drip airlock) on its seen validation and test recordings and on the unseen ones, measures every
+detection with :func:`helpers.autolabel.plausibility`, and prints, for each minimum plausibility,
+event F1 (precision, recall) and the share of recordings whose BPM is within ±10 % — the same
+detections, filtered, so the rows differ only by the filter. The README's ``--strict`` figures
+(minimum 0.5) come from::
+
+    .venv/bin/python bench/strict.py
+
+(about 20 s on two CPUs; the held-out model must exist: ``make model`` makes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--thresholds", default="0,0.3,0.4,0.5,0.6", help="minimum plausibility, comma-separated")
+    args = p.parse_args()
+
+    import pandas as pd
+
+    from helpers import autolabel, datasets
+    from helpers.config import data_dir, profile
+    from helpers.evaluate import score_detections, summarize_scores
+    from helpers.models import Detector
+
+    def measured(det: Detector, manifest: pd.DataFrame) -> list[tuple[pd.DataFrame, pd.DataFrame, float]]:
+        out = []
+        for _, row in manifest.iterrows():
+            y, ref = datasets.load_recording(row)
+            events = det.detect(y)
+            out.append((ref, events.assign(plausibility=autolabel.plausibility(y, events)), len(y) / 16000))
+        return out
+
+    main_set = datasets.synthetic(profile=profile("full"), progress=False)
+    base = data_dir() / "heldout-full"
+    if not (base / "model-pcen" / "config.json").exists():
+        raise SystemExit(f"the held-out model is missing ({base / 'model-pcen'}): run `make model` first")
+    shipped = Detector.load(backend="int8")
+    held = Detector.load(base / "model-pcen", backend="keras")
+    seen = datasets.read_manifest(base / "train")
+    sets = {"shipped, validation": measured(shipped, main_set[main_set["split"] == "val"]),
+            "shipped, test": measured(shipped, main_set[main_set["split"] == "test"]),
+            "held-out model, seen validation": measured(held, seen[seen["split"] == "val"]),
+            "held-out model, seen test": measured(held, seen[seen["split"] == "test"]),
+            "held-out model, unseen": measured(held, datasets.read_manifest(base / "unseen"))}
+    rows = []
+    for threshold in map(float, args.thresholds.split(",")):
+        row = {"min plausibility": threshold}
+        for name, runs in sets.items():
+            table = score_detections([r for r, _, _ in runs],
+                                     [e[e["plausibility"] >= threshold] for _, e, _ in runs],
+                                     [d for _, _, d in runs])
+            s = summarize_scores(table)
+            row[name] = (f"F1 {s['f1']:.3f} (P {s['precision']:.2f}, R {s['recall']:.2f}), "
+                         f"BPM ±10 % {s['bpm_within_10pct']:.0%}")
+        rows.append(row)
+    with pd.option_context("display.width", 250, "display.max_colwidth", 60):
+        print(pd.DataFrame(rows).set_index("min plausibility").T.to_string())
+
+
+if __name__ == "__main__":
+    main()
