@@ -888,19 +888,23 @@ def plausibility(y: np.ndarray, events: pd.DataFrame, *, sr: int = SR, block_s: 
         from helpers.audio import resample
 
         y = resample(y, sr, SR)
-    onset = np.round(events["start"].to_numpy(float) / HOP_S).astype(int)
+    n_frames = len(y) // _HOP + 1
+    # an onset outside the audio is measured at its nearest frame
+    onset = np.clip(np.round(events["start"].to_numpy(float) / HOP_S), 0, n_frames - 1).astype(int)
     order = np.argsort(onset, kind="stable")
     sorted_onsets = onset[order]
     block = max(int(round(block_s / HOP_S)), 1)
     tail = int(round(0.4 / HOP_S))          # describe_events looks 0.3 s past an onset
-    n_frames = len(y) // _HOP + 1
+    bounds = list(range(0, n_frames, block)) + [n_frames]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < block // 2:
+        del bounds[-2]                      # a short last block joins the one before
     conf = np.empty(len(onset))
-    for b0 in range(0, n_frames, block):
-        i0, i1 = np.searchsorted(sorted_onsets, [b0, b0 + block])
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        i0, i1 = np.searchsorted(sorted_onsets, [b0, b1])
         if i1 == i0:
             continue
         lo = max(b0 - _CONTEXT, 0)
-        hi = min(n_frames, b0 + block + tail)
+        hi = min(n_frames, b1 + tail)
         frames = frame_features(y[lo * _HOP:hi * _HOP])
         last = max(frames.n_frames - 1, 0)
         these = np.clip(sorted_onsets[i0:i1] - lo, 0, last)
@@ -1050,9 +1054,10 @@ def fill_rhythm_gaps(starts: np.ndarray, confidence: np.ndarray, kept: np.ndarra
 
 def select_candidates(candidates: pd.DataFrame, options: dict, *,
                       min_confidence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The labeler's choice among its candidates: those at least ``min_confidence`` (the
-    option's by default) confident and ``min_gap_s`` apart, plus those that fill a hole in
-    their rhythm (:func:`fill_rhythm_gaps`). Returns ``kept`` (all chosen) and ``filled``."""
+    """The labeler's choice among the candidates of one segment (sorted by ``start``): those
+    at least ``min_confidence`` (the option's by default) confident and ``min_gap_s`` apart,
+    plus those that fill a hole in their rhythm (:func:`fill_rhythm_gaps`). Returns ``kept``
+    (all chosen) and ``filled``."""
     o = {**DEFAULTS, **options}
     starts = candidates["start"].to_numpy(float)
     confidence = candidates["confidence"].to_numpy(float)
@@ -1197,6 +1202,9 @@ def _label_segments(segments: Iterable[tuple[Frames, int, int, int]], o: dict
         if res.candidates is not None and len(res.candidates):
             c = inside(res.candidates)
             c["frame"] += first
+            c["segment"], c["segment_s"] = len(rows), frames.duration_s
+            if res.status != "ok" and "kept" in c:   # a flagged segment labels nothing
+                c["kept"] = c["filled"] = False
             cands.append(c)
         if res.states is not None:
             states.append(res.states[core0 - first:core1 - first])
@@ -1216,6 +1224,9 @@ def _label_segments(segments: Iterable[tuple[Frames, int, int, int]], o: dict
                  min_gap_s=o["min_gap_s"])     # a plop counted at both sides of a boundary
     ev = ev[keep].reset_index(drop=True)
     cand = pd.concat(cands, ignore_index=True) if cands else pd.DataFrame()
+    if "kept" in cand:   # a plop dropped at a boundary is no longer kept
+        cand["kept"] &= cand["start"].isin(ev["start"])
+        cand["filled"] &= cand["kept"]
     ok = seg["status"] == "ok"
     rate = 60.0 * len(ev) / total if total > 0 else 0.0
     msg = (f"{len(ev)} plops ({rate:.1f} per minute) in {len(seg)} segments of "
@@ -1256,6 +1267,7 @@ def autolabel(y: np.ndarray, *, sr: int = SR, **options: Any) -> AutolabelResult
         See :data:`DEFAULTS`: ``features``, ``n_background``, ``n_mix``, ``restarts``,
         ``n_iter``, ``tol_per_frame``, ``seed``, ``segment_s``, ``min_state_contrast_db``,
         ``max_event_fraction``, ``merge_s``, ``min_gap_s``, ``min_confidence``,
+        ``fill_confidence``,
         ``min_duration_s``, ``max_rate_ppm``, ``silence_dbfs``.
 
     Returns

@@ -281,16 +281,23 @@ def test_rhythm_gaps_are_filled_only_where_the_rhythm_says_so():
     # … the hole at 5 s takes the most confident candidate in its middle (5.3 s, not 5.0 s);
     # 7.5 s and 8.02 s sit between kept plops one interval apart: no hole there
     assert starts[filled].tolist() == [5.3]
+    # a more confident candidate off the gap's middle (4.2 s: 10 % of the way) is not chosen
+    off = np.r_[starts, 4.2]
+    order = np.argsort(off)
+    chosen = al.fill_rhythm_gaps(off[order], np.r_[conf, 0.95][order], np.r_[kept, False][order])
+    assert off[order][chosen].tolist() == [5.3]
     # below the fill confidence, or without five labels to learn the rhythm from: nothing
     assert not al.fill_rhythm_gaps(starts, conf, kept, min_confidence=0.95).any()
-    few = kept & (starts < 3.5)
-    assert not al.fill_rhythm_gaps(starts, conf, few).any()
+    four = np.isin(starts, [3.0, 4.0, 6.0, 7.0])               # the same hole, four labels
+    assert four.sum() == 4 and not al.fill_rhythm_gaps(starts, conf, four).any()
+    five = np.isin(starts, [3.0, 4.0, 6.0, 7.0, 8.0])          # a fifth: now the hole is seen
+    assert starts[al.fill_rhythm_gaps(starts, conf, five)].tolist() == [5.3]
     # a gap far longer than the rhythm (the airlock stopped) is not a hole
     wide = np.r_[0.0, 1.0, 2.0, 3.0, 4.0, 9.0, 10.0, 6.5]
     assert not al.fill_rhythm_gaps(wide, np.r_[np.ones(7), 0.9], np.r_[np.ones(7, bool), False]).any()
 
 
-def test_plausibility_is_high_at_plops_and_low_in_plain_background(easy):
+def test_plausibility_is_high_at_plops_and_low_in_plain_background(easy, monkeypatch):
     """The second opinion of ``detect --strict``: the labeler's confidence at other onsets."""
     y, truth = easy
     at_plops = al.plausibility(y, truth)
@@ -308,6 +315,16 @@ def test_plausibility_is_high_at_plops_and_low_in_plain_background(easy):
     # in blocks (each with its own noise floor) nearly the same answers in a steady background
     blocks = al.plausibility(y, truth, block_s=5.0)
     assert np.abs(blocks - at_plops).max() < 0.1
+    # … and exactly the same with one floor for all: the blocks' edges and context are right
+    # (events at and just before an edge, 0.37 s apart so that each bounds the one before)
+    edges = pd.DataFrame({"start": np.r_[4.9, 5.0, 5.01, 10.0, np.arange(11.0, 19.0, 0.37)]})
+    floor = al._fine_median(al.frame_features(y))
+    monkeypatch.setattr(al, "_fine_median", lambda frames, max_rows=20000: floor)
+    np.testing.assert_array_equal(al.plausibility(y, edges, block_s=5.0),
+                                  al.plausibility(y, edges, block_s=1e6))
+    # an onset outside the audio is measured at its nearest frame, never left undefined
+    outside = al.plausibility(y, pd.DataFrame({"start": [-0.5, len(y) / SR + 30.0]}))
+    assert np.isfinite(outside).all() and ((outside >= 0) & (outside <= 1)).all()
     assert al.plausibility(y, truth.iloc[:0]).shape == (0,)
 
 
