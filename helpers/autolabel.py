@@ -139,6 +139,7 @@ __all__ = [
     "fit_hmm",
     "frame_features",
     "frame_level_db",
+    "labels_at",
     "hmm_features",
     "onset_errors",
     "plausibility",
@@ -1068,6 +1069,33 @@ def select_candidates(candidates: pd.DataFrame, options: dict, *,
     return kept | filled, filled
 
 
+def _implausible_rate(n_labels: int, seconds: float, o: dict) -> bool:
+    """The labeler's check: more than ``max_rate_ppm`` plops per minute means the background
+    was taken for plops."""
+    return seconds > 0 and 60.0 * n_labels / seconds > o["max_rate_ppm"]
+
+
+def labels_at(candidates: pd.DataFrame, options: dict, *, min_confidence: float,
+              duration_s: float) -> np.ndarray:
+    """Which of a result's ``candidates`` the labeler would keep at another ``min_confidence``:
+    :func:`select_candidates` and the rate check per segment (column ``segment``, when the
+    recording was labeled in several), then no two labels within ``min_gap_s`` across a
+    boundary. For threshold sweeps (:class:`helpers.systems.HmmSystem`)."""
+    o = {**DEFAULTS, **options}
+    several = "segment" in candidates
+    segment = candidates["segment"].to_numpy() if several else np.zeros(len(candidates), int)
+    keep = np.zeros(len(candidates), dtype=bool)
+    for s in np.unique(segment):
+        part = segment == s
+        k, _ = select_candidates(candidates[part], o, min_confidence=min_confidence)
+        seconds = float(candidates["segment_s"].to_numpy()[part][0]) if several else duration_s
+        keep[part] = k & (not _implausible_rate(int(k.sum()), seconds, o))
+    if several:
+        keep[keep] = _keep(candidates["start"].to_numpy(float)[keep], np.ones(int(keep.sum())),
+                           min_confidence=0.0, min_gap_s=o["min_gap_s"])
+    return keep
+
+
 def autolabel_frames(frames: Frames, **options: Any) -> AutolabelResult:
     """Label frames that are already computed as *one* segment: one model for all of them.
 
@@ -1127,7 +1155,7 @@ def autolabel_frames(frames: Frames, **options: Any) -> AutolabelResult:
         return flagged(f"no plop found ({len(cand)} sudden sounds, none plop-like enough); "
                        "if you hear plops, label them by hand or lower min_confidence", **extra)
     rate = 60.0 * len(events) / dur
-    if rate > o["max_rate_ppm"]:
+    if _implausible_rate(len(events), dur, o):
         return flagged(f"implausible result ({rate:.0f} plops per minute, more than "
                        f"{o['max_rate_ppm']:g}): the background was probably taken for plops; "
                        "label it by hand", **extra)

@@ -175,25 +175,12 @@ class HmmSystem(System):
         return Output(res.events, scores, HOP_S, state=(cand, res.options, res.duration_s))
 
     def events_at(self, out: Output, threshold: float) -> pd.DataFrame:
-        from helpers.autolabel import _keep, select_candidates
+        from helpers.autolabel import labels_at
 
         cand, options, duration = out.state
         if not len(cand):
             return out.events.iloc[:0]
-        # as the labeler does: per segment of a long recording, then no two labels closer than
-        # min_gap_s across a boundary
-        segment = cand["segment"].to_numpy() if "segment" in cand else np.zeros(len(cand), int)
-        keep = np.zeros(len(cand), dtype=bool)
-        for s in np.unique(segment):
-            part = segment == s
-            k, _ = select_candidates(cand[part], options, min_confidence=float(threshold))
-            seconds = float(cand["segment_s"].to_numpy()[part][0]) if "segment" in cand else duration
-            if seconds > 0 and 60.0 * k.sum() / seconds > options["max_rate_ppm"]:
-                k[:] = False  # the labeler's rule: an implausible rate means the background was taken
-            keep[part] = k
-        if "segment" in cand:
-            keep[keep] = _keep(cand["start"].to_numpy(float)[keep], np.ones(int(keep.sum())),
-                               min_confidence=0.0, min_gap_s=options["min_gap_s"])
+        keep = labels_at(cand, options, min_confidence=float(threshold), duration_s=duration)
         ev = cand[keep]
         return pd.DataFrame({"start": ev["start"].to_numpy(float), "end": ev["end"].to_numpy(float),
                              "label": PLOP_LABEL, "confidence": ev["confidence"].to_numpy(float)})
