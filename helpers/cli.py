@@ -164,6 +164,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")   # the same weights every run (models.serial_ops)
     from helpers.models import train_on_folders
 
     init = None if args.from_scratch else (args.init or "shipped")

@@ -47,6 +47,29 @@ HOP_S = HOP / SR
 SHIPPED_MODEL = REPO_ROOT / "models" / "crnn"
 
 
+def serial_ops() -> bool:
+    """Make TensorFlow run one operation at a time (inter-op parallelism 1), so that training
+    with the same seed gives the same weights bit for bit; returns whether it is in effect.
+
+    With several operations in flight, the order in which their results meet depends on
+    thread scheduling, and floating-point sums then differ in the last digits from run to run,
+    more so on a busy machine (measured: 3 of 4 trainings of the same two epochs differed with
+    a second core kept busy; with one operation at a time, 0 of 8 did, at the same speed;
+    ``enable_op_determinism`` alone did not help). It must be set before TensorFlow's first
+    operation: the commands that train (``make model``, ``python -m helpers train``) set
+    ``TF_NUM_INTEROP_THREADS=1`` at their start, and :func:`train_detector` calls this.
+    """
+    if os.environ.get("TF_NUM_INTEROP_THREADS") == "1":
+        return True
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:   # TensorFlow is already running: too late in this process
+        return tf.config.threading.get_inter_op_parallelism_threads() == 1
+    return True
+
+
 # ---------------------------------------------------------------------------------------
 # The network
 # ---------------------------------------------------------------------------------------
@@ -361,6 +384,13 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     front end). Returns the detector and the history
     (loss, val PR-AUC, val event F1 per epoch).
     """
+    import warnings
+
+    if not serial_ops():
+        warnings.warn("TensorFlow was already running in this process with several operations "
+                      "at a time, so this training may differ from a rerun in the last digits; "
+                      "train in a fresh process (or set TF_NUM_INTEROP_THREADS=1 before TensorFlow "
+                      "starts) for the same weights every time", RuntimeWarning, stacklevel=2)
     import keras
 
     from helpers.evaluate import pooled_onset_scores

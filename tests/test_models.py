@@ -150,11 +150,7 @@ def test_cli_detect_stereo_44k_and_bad_file(trained, tmp_path):
 def test_cli_train_on_own_recordings(trained, tmp_path):
     """`train` fine-tunes from a model on a folder of labeled recordings; `detect` uses it."""
     folder = trained[0]
-    own = tmp_path / "recordings"
-    own.mkdir()
-    for i, (y, ev) in enumerate(_recordings(4, 400, duration=10.0)):
-        save_audio(own / f"brew{i}.wav", y, sr=16000)
-        write_labels(ev, own / f"brew{i}.txt")
+    own = _labeled_folder(tmp_path / "recordings", 4, 400)
     # the room without the airlock (talk), with an empty label file: a negative example
     talk = synth.BACKGROUNDS["babble"](np.random.default_rng(3), 10 * 16000, 16000)
     save_audio(own / "kitchen_talk.wav", 0.1 * talk / np.abs(talk).max(), sr=16000)
@@ -233,3 +229,56 @@ def test_cli_detect_strict_drops_the_implausible_detections(tmp_path):
     assert counts == {"plain": len(plain), "strict": len(strict)}
     assert len(strict) < len(plain)
     assert onset_scores(rec.events, strict)["tp"] == onset_scores(rec.events, plain)["tp"] == len(rec.events)
+
+
+def _labeled_folder(folder: Path, n: int, seed: int) -> Path:
+    folder.mkdir()
+    for i, (y, ev) in enumerate(_recordings(n, seed, duration=10.0)):
+        save_audio(folder / f"brew{i}.wav", y, sr=16000)
+        write_labels(ev, folder / f"brew{i}.txt")
+    return folder
+
+
+_TRAIN_AND_HASH = """
+import hashlib, sys
+import numpy as np
+sys.path.insert(0, "tests")
+from test_models import _recordings
+from helpers.models import train_detector
+det, _ = train_detector(_recordings(6, 600, duration=30.0), _recordings(2, 700, duration=30.0),
+                        epochs=2, copies=1, seed=0, progress=False)
+print(hashlib.sha256(b"".join(w.tobytes() for w in det.model.get_weights())).hexdigest())
+"""
+
+
+def test_training_gives_the_same_weights_on_a_busy_machine():
+    """Two trainings with the same seed in fresh processes give the same weights bit for bit,
+    even with both cores kept busy by other work (with several TensorFlow operations in
+    flight, most such pairs differed in the last digits; models.serial_ops)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTEROP_THREADS"}
+    env.update(PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        hashes = []
+        for _ in range(2):
+            r = subprocess.run([sys.executable, "-c", _TRAIN_AND_HASH], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stderr[-2000:]
+            hashes.append(r.stdout.strip().splitlines()[-1])
+    finally:
+        for p in busy:
+            p.kill()
+    assert len(hashes[0]) == 64 and hashes[0] == hashes[1]
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_serial_ops_only_before_tensorflow_runs(started):
+    """serial_ops takes effect in a fresh process and says so when TensorFlow already runs."""
+    code = ("import tensorflow as tf\n"
+            + ("tf.constant(1.0) + 1.0\n" if started else "")
+            + "from helpers.models import serial_ops\nprint(serial_ops())\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTEROP_THREADS"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(env, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == str(not started)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# one TensorFlow operation at a time: the same weights bit for bit on every run (models.serial_ops)
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 
