@@ -219,13 +219,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import pandas as pd
 
+    from helpers.autolabel import STRICT_PLAUSIBILITY
     from helpers.evaluate import evaluate_recordings
     from helpers.models import Detector
     from helpers.systems import ProbabilitySystem, run_systems
 
     manifest, skipped = _evaluation_manifest(args.data)
     det = Detector.load(args.model, backend=args.backend)
-    system = ProbabilitySystem(det, det.config.postprocess, name=f"CRNN {det.backend}")
+    strict = STRICT_PLAUSIBILITY if args.strict else None
+    system = ProbabilitySystem(det, det.config.postprocess, name=f"CRNN {det.backend}",
+                               min_plausibility=strict)
     run = run_systems([system], manifest, progress=not args.quiet, skip_errors=True)
     for name, reason in run.errors:
         print(f"{name}: {reason}", file=sys.stderr)
@@ -237,7 +240,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                          names=run.manifest["recording"].tolist(),
                                          scores=[o.scores for o in outs])
     audio_s = sum(run.durations)
-    overall.update(model=str(det.path), backend=det.backend, audio_s=round(audio_s, 1),
+    overall.update(model=str(det.path), backend=det.backend, strict=strict, audio_s=round(audio_s, 1),
                    rtf=run.seconds(system.name) / max(audio_s, 1e-9), failed=len(run.errors) + skipped)
     show = table.rename(columns={"duration_s": "seconds", "n_ref": "plops", "n_est": "found",
                                  "precision": "P", "recall": "R", "f1": "F1", "f1_200ms": "F1@200ms",
@@ -248,7 +251,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "win PR-AUC", "true BPM", "BPM", "bpm_low", "bpm_high", "BPM err", "within_10", "ci_covers"]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(show[cols].round(3).to_string(index=False))
-    print(f"\n{det.path} ({det.backend}) on {overall['recordings']} recordings, {audio_s / 60:.1f} min, "
+    print(f"\n{det.path} ({det.backend}{', strict' if strict else ''}) on {overall['recordings']} recordings, {audio_s / 60:.1f} min, "
           f"{overall['plops']} plops; {overall['rtf'] * 3600:.1f} s per hour of audio")
     print(f"  windows of 0.25 s : precision {overall['window_precision']:.3f}  recall {overall['window_recall']:.3f}  "
           f"FPR {overall['window_fpr']:.4f}  FNR {overall['window_fnr']:.3f}  PR-AUC {overall['window_pr_auc']:.3f}")
@@ -337,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, nargs="+", type=Path, metavar="DIR",
                    help="folders of audio files with same-stem .txt labels (or a synthetic set)")
     _model_options(e)
+    e.add_argument("--strict", action="store_true", help="score detect --strict: the detections that "
+                   "ring like a bubble (plausibility at least 0.5), to see whether it helps on your recordings")
     e.add_argument("--json", action="store_true", help="end with one line of JSON with the overall figures")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_evaluate)

@@ -189,12 +189,17 @@ class HmmSystem(System):
 class ProbabilitySystem(System):
     """A model with one probability per 10 ms frame (the CRNN, the MFCC baseline) and the
     hysteresis post-processing tuned for it; the sweep moves the ``on`` threshold and keeps
-    the ratio of ``off`` to ``on``."""
+    the ratio of ``off`` to ``on``.
+
+    With ``min_plausibility`` (``evaluate --strict``: the strict mode of ``detect``) every
+    decision also drops the events whose :func:`helpers.autolabel.plausibility` is below it;
+    the output then keeps the audio (``state``) to measure the events of other thresholds."""
 
     thresholds = np.r_[0.02, np.linspace(0.05, 0.95, 19), 0.98, 0.995]
 
-    def __init__(self, model, postprocess: dict, *, name: str):
+    def __init__(self, model, postprocess: dict, *, name: str, min_plausibility: float | None = None):
         self.model, self.postprocess, self.name = model, dict(postprocess), name
+        self.min_plausibility = min_plausibility
 
     @property
     def threshold(self) -> float:
@@ -202,7 +207,7 @@ class ProbabilitySystem(System):
 
     def run(self, y: np.ndarray) -> Output:
         probs = self.model.probabilities(y)
-        out = Output(pd.DataFrame(), probs, HOP_S)
+        out = Output(pd.DataFrame(), probs, HOP_S, state=y if self.min_plausibility is not None else None)
         out.events = self.events_at(out, self.threshold)
         return out
 
@@ -215,7 +220,13 @@ class ProbabilitySystem(System):
         # the same off/on ratio at the new threshold; min() keeps float rounding from putting
         # off a hair above on (0.4 * 0.4 / 0.4 is 0.4000000000000001)
         p.update(on=float(threshold), off=min(float(threshold) * off / on, float(threshold)))
-        return probabilities_to_events(out.scores, hop_s=HOP_S, **p)
+        events = probabilities_to_events(out.scores, hop_s=HOP_S, **p)
+        if self.min_plausibility is None:
+            return events
+        from helpers.autolabel import plausibility
+
+        keep = plausibility(out.state, events) >= self.min_plausibility
+        return events[keep].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------

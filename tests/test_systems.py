@@ -287,3 +287,40 @@ def test_probability_system_without_hysteresis_at_any_threshold():
     for threshold in (0.4, 0.35, 0.7):
         ev = s.events_at(out, threshold)
         assert len(ev) == 1 and abs(ev["start"].iloc[0] - 1.0) < 0.011
+
+
+def test_cli_evaluate_strict_scores_what_detect_strict_writes(tmp_path):
+    """`evaluate --strict` scores exactly the detections of `detect --strict` (talk and music
+    at 5 dB, two plops: the shipped model fires on three other sounds, strict mode drops one),
+    and a threshold sweep of the strict system keeps what plausibility keeps."""
+    from helpers.audio import load_audio, save_audio
+    from helpers.autolabel import STRICT_PLAUSIBILITY, plausibility
+    from helpers.models import Detector
+
+    rec = synth.synthesize_recording(seed=162, duration_s=20.0, sr=SR, snr_db=5.0,
+                                     backgrounds=("babble", "music"))
+    save_audio(tmp_path / "kitchen.wav", rec.audio, sr=SR)
+    write_labels(rec.events, tmp_path / "kitchen.txt")
+    results = {}
+    for name, extra in (("plain", []), ("strict", ["--strict"])):
+        r = _cli("evaluate", "--data", str(tmp_path), "--json", "--quiet", *extra)
+        assert r.returncode == 0, r.stderr
+        results[name] = json.loads(r.stdout.strip().splitlines()[-1])
+    d = _cli("detect", str(tmp_path / "kitchen.wav"), "--out", str(tmp_path / "det"), "--strict", "--quiet")
+    assert d.returncode == 0, d.stderr
+    written = read_labels(tmp_path / "det" / "kitchen.txt")
+    assert results["strict"]["strict"] == STRICT_PLAUSIBILITY and results["plain"]["strict"] is None
+    assert results["strict"]["detections"] == len(written) < results["plain"]["detections"]
+    assert results["strict"]["tp"] == results["plain"]["tp"] == len(rec.events)
+    assert results["strict"]["precision"] > results["plain"]["precision"]
+    # the sweep: at a lower threshold the strict system keeps the plausible events of the plain one
+    det = Detector.load()
+    y = load_audio(tmp_path / "kitchen.wav")
+    plain = systems.ProbabilitySystem(det, det.config.postprocess, name="plain")
+    strict = systems.ProbabilitySystem(det, det.config.postprocess, name="strict",
+                                       min_plausibility=STRICT_PLAUSIBILITY)
+    out_plain, out_strict = plain.run(y), strict.run(y)
+    for threshold in (0.3, 0.75):
+        ev = plain.events_at(out_plain, threshold)
+        kept = ev[plausibility(y, ev) >= STRICT_PLAUSIBILITY].reset_index(drop=True)
+        pd.testing.assert_frame_equal(strict.events_at(out_strict, threshold), kept)
