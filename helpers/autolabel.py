@@ -923,6 +923,24 @@ def plausibility(y: np.ndarray, events: pd.DataFrame, *, sr: int = SR, block_s: 
 STRICT_PLAUSIBILITY = 0.5
 
 
+def keep_plausible(y: np.ndarray, events: pd.DataFrame, min_plausibility: float = STRICT_PLAUSIBILITY,
+                   *, sr: int = SR) -> pd.DataFrame:
+    """The strict mode of ``detect`` and ``evaluate``: ``events`` with a ``plausibility``
+    column (:func:`plausibility` in mono audio ``y``), without those below ``min_plausibility``.
+
+    Examples
+    --------
+    >>> from helpers.synth import synthesize_recording
+    >>> rec = synthesize_recording(seed=11, duration_s=10.0, sr=16000, snr_db=25.0)
+    >>> noise = pd.DataFrame({"start": [0.05], "end": [0.1]})   # before the first plop
+    >>> both = pd.concat([noise, rec.events[["start", "end"]]], ignore_index=True)
+    >>> len(keep_plausible(rec.audio, both)) < len(both)
+    True
+    """
+    events = events.assign(plausibility=plausibility(y, events, sr=sr))
+    return events[events["plausibility"] >= min_plausibility].reset_index(drop=True)
+
+
 # ---------------------------------------------------------------------------------------
 # The whole labeler
 # ---------------------------------------------------------------------------------------

@@ -164,7 +164,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")   # the same weights every run (models.serial_ops)
     from helpers.models import train_on_folders
 
     init = None if args.from_scratch else (args.init or "shipped")
@@ -228,7 +227,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     det = Detector.load(args.model, backend=args.backend)
     strict = STRICT_PLAUSIBILITY if args.strict else None
     system = ProbabilitySystem(det, det.config.postprocess, name=f"CRNN {det.backend}",
-                               min_plausibility=strict)
+                               min_plausibility=strict, keep_audio=False)
     run = run_systems([system], manifest, progress=not args.quiet, skip_errors=True)
     for name, reason in run.errors:
         print(f"{name}: {reason}", file=sys.stderr)
@@ -340,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, nargs="+", type=Path, metavar="DIR",
                    help="folders of audio files with same-stem .txt labels (or a synthetic set)")
     _model_options(e)
-    e.add_argument("--strict", action="store_true", help="score detect --strict: the detections that "
-                   "ring like a bubble (plausibility at least 0.5), to see whether it helps on your recordings")
+    e.add_argument("--strict", action="store_true", help="score detect --strict: only the detections that "
+                   "ring like a bubble (the labeler's measures), to see whether it helps on your recordings")
     e.add_argument("--json", action="store_true", help="end with one line of JSON with the overall figures")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_evaluate)

@@ -49,24 +49,24 @@ SHIPPED_MODEL = REPO_ROOT / "models" / "crnn"
 
 def serial_ops() -> bool:
     """Make TensorFlow run one operation at a time (inter-op parallelism 1), so that training
-    with the same seed gives the same weights bit for bit; returns whether it is in effect.
+    with the same seed gives the same weights bit for bit on the same machine and TensorFlow
+    version; returns whether it is in effect.
 
     With several operations in flight, the order in which their results meet depends on
     thread scheduling, and floating-point sums then differ in the last digits from run to run,
     more so on a busy machine (measured: 3 of 4 trainings of the same two epochs differed with
     a second core kept busy; with one operation at a time, 0 of 8 did, at the same speed;
-    ``enable_op_determinism`` alone did not help). It must be set before TensorFlow's first
-    operation: the commands that train (``make model``, ``python -m helpers train``) set
-    ``TF_NUM_INTEROP_THREADS=1`` at their start, and :func:`train_detector` calls this.
+    ``enable_op_determinism`` alone did not help). It must be called before TensorFlow's first
+    operation (calling it again later is harmless): ``make model``, ``python -m helpers train``,
+    :func:`train_on_folders` and :func:`train_detector` call it, notebooks 05 and 09 in their
+    first cell.
     """
-    if os.environ.get("TF_NUM_INTEROP_THREADS") == "1":
-        return True
     import tensorflow as tf
 
     try:
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:   # TensorFlow is already running: too late in this process
-        return tf.config.threading.get_inter_op_parallelism_threads() == 1
+    except RuntimeError:   # TensorFlow is already running with another setting: too late here
+        return False
     return True
 
 
@@ -298,10 +298,9 @@ class Detector:
         true ones and of computing a fine spectrum (see the README)."""
         events = self.events_from_probabilities(self.probabilities(y))
         if min_plausibility is not None:
-            from helpers.autolabel import plausibility
+            from helpers.autolabel import keep_plausible
 
-            events = events.assign(plausibility=plausibility(y, events))
-            events = events[events["plausibility"] >= min_plausibility].reset_index(drop=True)
+            events = keep_plausible(y, events, min_plausibility)
         return events
 
 
@@ -389,8 +388,8 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     if not serial_ops():
         warnings.warn("TensorFlow was already running in this process with several operations "
                       "at a time, so this training may differ from a rerun in the last digits; "
-                      "train in a fresh process (or set TF_NUM_INTEROP_THREADS=1 before TensorFlow "
-                      "starts) for the same weights every time", RuntimeWarning, stacklevel=2)
+                      "call helpers.models.serial_ops() before anything runs TensorFlow (or train in a "
+                      "fresh process) for the same weights every time", RuntimeWarning, stacklevel=2)
     import keras
 
     from helpers.evaluate import pooled_onset_scores
@@ -620,6 +619,7 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     train = list(zip(*load_all(train_m)))
     val = list(zip(*load_all(val_m)))
     start = None
+    serial_ops()   # before loading the start model starts TensorFlow: the same weights every run
     if init is not None:
         start = Detector.load(None if init == "shipped" else init, backend="keras")
     det, history = train_detector(train, val, epochs=epochs, seed=seed, init=start,

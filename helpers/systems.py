@@ -192,14 +192,17 @@ class ProbabilitySystem(System):
     the ratio of ``off`` to ``on``.
 
     With ``min_plausibility`` (``evaluate --strict``: the strict mode of ``detect``) every
-    decision also drops the events whose :func:`helpers.autolabel.plausibility` is below it;
-    the output then keeps the audio (``state``) to measure the events of other thresholds."""
+    decision also drops the events below it (:func:`helpers.autolabel.keep_plausible`). To
+    decide again at other thresholds the output then keeps the audio (``state``; 230 MB per
+    hour): ``keep_audio=False`` saves that memory where only the system's own threshold is
+    needed (the command line)."""
 
     thresholds = np.r_[0.02, np.linspace(0.05, 0.95, 19), 0.98, 0.995]
 
-    def __init__(self, model, postprocess: dict, *, name: str, min_plausibility: float | None = None):
+    def __init__(self, model, postprocess: dict, *, name: str, min_plausibility: float | None = None,
+                 keep_audio: bool = True):
         self.model, self.postprocess, self.name = model, dict(postprocess), name
-        self.min_plausibility = min_plausibility
+        self.min_plausibility, self.keep_audio = min_plausibility, keep_audio
 
     @property
     def threshold(self) -> float:
@@ -207,11 +210,18 @@ class ProbabilitySystem(System):
 
     def run(self, y: np.ndarray) -> Output:
         probs = self.model.probabilities(y)
-        out = Output(pd.DataFrame(), probs, HOP_S, state=y if self.min_plausibility is not None else None)
-        out.events = self.events_at(out, self.threshold)
+        strict = self.min_plausibility is not None
+        out = Output(pd.DataFrame(), probs, HOP_S, state=y if strict and self.keep_audio else None)
+        out.events = self._decide(probs, self.threshold, y)
         return out
 
     def events_at(self, out: Output, threshold: float) -> pd.DataFrame:
+        if self.min_plausibility is not None and out.state is None:
+            raise ValueError(f"{self.name}: this output holds no audio to measure plausibility "
+                             "in; run the strict system with keep_audio=True to sweep its threshold")
+        return self._decide(out.scores, threshold, out.state)
+
+    def _decide(self, probs: np.ndarray, threshold: float, y: np.ndarray | None) -> pd.DataFrame:
         from helpers.events import probabilities_to_events
 
         p = dict(self.postprocess)
@@ -220,13 +230,12 @@ class ProbabilitySystem(System):
         # the same off/on ratio at the new threshold; min() keeps float rounding from putting
         # off a hair above on (0.4 * 0.4 / 0.4 is 0.4000000000000001)
         p.update(on=float(threshold), off=min(float(threshold) * off / on, float(threshold)))
-        events = probabilities_to_events(out.scores, hop_s=HOP_S, **p)
+        events = probabilities_to_events(probs, hop_s=HOP_S, **p)
         if self.min_plausibility is None:
             return events
-        from helpers.autolabel import plausibility
+        from helpers.autolabel import keep_plausible
 
-        keep = plausibility(out.state, events) >= self.min_plausibility
-        return events[keep].reset_index(drop=True)
+        return keep_plausible(y, events, self.min_plausibility)
 
 
 # ---------------------------------------------------------------------------------------

@@ -289,7 +289,7 @@ def test_probability_system_without_hysteresis_at_any_threshold():
         assert len(ev) == 1 and abs(ev["start"].iloc[0] - 1.0) < 0.011
 
 
-def test_cli_evaluate_strict_scores_what_detect_strict_writes(tmp_path):
+def test_cli_evaluate_strict_scores_what_detect_strict_writes(tmp_path, talk_and_music):
     """`evaluate --strict` scores exactly the detections of `detect --strict` (talk and music
     at 5 dB, two plops: the shipped model fires on three other sounds, strict mode drops one),
     and a threshold sweep of the strict system keeps what plausibility keeps."""
@@ -297,8 +297,7 @@ def test_cli_evaluate_strict_scores_what_detect_strict_writes(tmp_path):
     from helpers.autolabel import STRICT_PLAUSIBILITY, plausibility
     from helpers.models import Detector
 
-    rec = synth.synthesize_recording(seed=162, duration_s=20.0, sr=SR, snr_db=5.0,
-                                     backgrounds=("babble", "music"))
+    rec = talk_and_music
     save_audio(tmp_path / "kitchen.wav", rec.audio, sr=SR)
     write_labels(rec.events, tmp_path / "kitchen.txt")
     results = {}
@@ -323,4 +322,14 @@ def test_cli_evaluate_strict_scores_what_detect_strict_writes(tmp_path):
     for threshold in (0.3, 0.75):
         ev = plain.events_at(out_plain, threshold)
         kept = ev[plausibility(y, ev) >= STRICT_PLAUSIBILITY].reset_index(drop=True)
-        pd.testing.assert_frame_equal(strict.events_at(out_strict, threshold), kept)
+        assert 0 < len(kept) < len(ev)
+        got = strict.events_at(out_strict, threshold)
+        pd.testing.assert_frame_equal(got[kept.columns], kept)
+        assert (got["plausibility"] >= STRICT_PLAUSIBILITY).all()
+    # without the audio a strict output cannot decide again, and says so
+    lean = systems.ProbabilitySystem(det, det.config.postprocess, name="strict", keep_audio=False,
+                                     min_plausibility=STRICT_PLAUSIBILITY)
+    out_lean = lean.run(y)
+    pd.testing.assert_frame_equal(out_lean.events, out_strict.events)
+    with pytest.raises(ValueError, match="no audio"):
+        lean.events_at(out_lean, 0.5)

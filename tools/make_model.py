@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# one TensorFlow operation at a time: the same weights bit for bit on every run (models.serial_ops)
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +35,9 @@ def main() -> int:
 
     from helpers import datasets, training
     from helpers.config import profile
+    from helpers.models import serial_ops
+
+    serial_ops()   # one TensorFlow operation at a time: the same weights bit for bit on every run
 
     prof = profile(args.profile)
     t0 = time.perf_counter()
