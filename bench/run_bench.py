@@ -166,10 +166,11 @@ def part_detect(work: Path) -> dict:
 
     seconds = sf.info(str(path)).duration
     res = {}
-    for backend, extra in (("int8", []), ("keras", []), ("int8 --strict", ["--strict"])):
-        r = child([PY, "-m", "helpers", "detect", str(path), "--out", str(work / f"detect-{backend[:4]}{len(extra)}"),
-                   "--backend", backend.split()[0], "--quiet", *extra], one_core=True)
-        res[backend] = {"audio_s": round(seconds, 1), "seconds": round(r["seconds"], 1),
+    for name, backend, extra in (("int8", "int8", []), ("keras", "keras", []),
+                                 ("int8 --strict", "int8", ["--strict"])):
+        r = child([PY, "-m", "helpers", "detect", str(path), "--out", str(work / f"detect-{backend}{len(extra)}"),
+                   "--backend", backend, "--quiet", *extra], one_core=True)
+        res[name] = {"audio_s": round(seconds, 1), "seconds": round(r["seconds"], 1),
                         "realtime_factor": round(seconds / r["seconds"], 1),
                         "peak_rss_mb": round(r["peak_rss_mb"]), "csv": r["stdout"].strip().splitlines()[-1]}
         log(f"detect {backend}: 1 h of audio in {r['seconds']:.1f} s on one core, peak {r['peak_rss_mb']:.0f} MB")

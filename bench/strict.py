@@ -33,14 +33,19 @@ def main() -> None:
     from helpers.config import data_dir, profile
     from helpers.evaluate import score_detections, summarize_scores
     from helpers.models import Detector
+    from helpers.systems import ProbabilitySystem, run_systems
 
-    def measured(det: Detector, manifest: pd.DataFrame) -> list[tuple[pd.DataFrame, pd.DataFrame, float]]:
-        out = []
-        for _, row in manifest.iterrows():
-            y, ref = datasets.load_recording(row)
-            events = det.detect(y)
-            out.append((ref, events.assign(plausibility=autolabel.plausibility(y, events)), len(y) / 16000))
-        return out
+    def measured(det: Detector, manifest: pd.DataFrame) -> tuple[list, list, list]:
+        """References, detections with their ``plausibility`` and durations: ``evaluate
+        --strict``'s system, with a minimum of 0 so that it keeps every detection."""
+        system = ProbabilitySystem(det, det.config.postprocess, name="crnn", min_plausibility=0.0,
+                                   keep_audio=False)
+        run = run_systems([system], manifest)
+        return run.references, [o.events for o in run.outputs["crnn"]], run.durations
+
+    def scored(runs: tuple[list, list, list], threshold: float) -> pd.DataFrame:
+        refs, detections, durations = runs
+        return score_detections(refs, [e[e["plausibility"] >= threshold] for e in detections], durations)
 
     main_set = datasets.synthetic(profile=profile("full"), progress=False)
     base = data_dir() / "heldout-full"
@@ -58,10 +63,7 @@ def main() -> None:
     for threshold in map(float, args.thresholds.split(",")):
         row = {"min plausibility": threshold}
         for name, runs in sets.items():
-            table = score_detections([r for r, _, _ in runs],
-                                     [e[e["plausibility"] >= threshold] for _, e, _ in runs],
-                                     [d for _, _, d in runs])
-            s = summarize_scores(table)
+            s = summarize_scores(scored(runs, threshold))
             row[name] = (f"F1 {s['f1']:.3f} (P {s['precision']:.2f}, R {s['recall']:.2f}), "
                          f"BPM ±10 % {s['bpm_within_10pct']:.0%}")
         rows.append(row)
@@ -69,12 +71,10 @@ def main() -> None:
         print(pd.DataFrame(rows).set_index("min plausibility").T.to_string())
 
     # where the held-out model's false plops come from (a recording can have several families)
-    runs = sets["held-out model, unseen"]
     families = unseen["backgrounds"].fillna("").astype(str).str.split("+")
     names = sorted({f for fs in families for f in fs if f})
     for threshold in (0.0, autolabel.STRICT_PLAUSIBILITY):
-        fp = score_detections([r for r, _, _ in runs], [e[e["plausibility"] >= threshold] for _, e, _ in runs],
-                              [d for _, _, d in runs])["fp"].to_numpy()
+        fp = scored(sets["held-out model, unseen"], threshold)["fp"].to_numpy()
         parts = ", ".join(f"{f} {int(sum(n for n, fs in zip(fp, families) if f in fs))}" for f in names)
         print(f"held-out model, unseen, false plops at min plausibility {threshold}: {parts} "
               f"(of {int(fp.sum())} in all)")

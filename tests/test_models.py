@@ -150,7 +150,11 @@ def test_cli_detect_stereo_44k_and_bad_file(trained, tmp_path):
 def test_cli_train_on_own_recordings(trained, tmp_path):
     """`train` fine-tunes from a model on a folder of labeled recordings; `detect` uses it."""
     folder = trained[0]
-    own = _labeled_folder(tmp_path / "recordings", 4, 400)
+    own = tmp_path / "recordings"
+    own.mkdir()
+    for i, (y, ev) in enumerate(_recordings(4, 400, duration=10.0)):
+        save_audio(own / f"brew{i}.wav", y, sr=16000)
+        write_labels(ev, own / f"brew{i}.txt")
     # the room without the airlock (talk), with an empty label file: a negative example
     talk = synth.BACKGROUNDS["babble"](np.random.default_rng(3), 10 * 16000, 16000)
     save_audio(own / "kitchen_talk.wav", 0.1 * talk / np.abs(talk).max(), sr=16000)
@@ -228,14 +232,6 @@ def test_cli_detect_strict_drops_the_implausible_detections(tmp_path, talk_and_m
     assert counts == {"plain": len(plain), "strict": len(strict)}
     assert len(strict) < len(plain)
     assert onset_scores(rec.events, strict)["tp"] == onset_scores(rec.events, plain)["tp"] == len(rec.events)
-
-
-def _labeled_folder(folder: Path, n: int, seed: int) -> Path:
-    folder.mkdir()
-    for i, (y, ev) in enumerate(_recordings(n, seed, duration=10.0)):
-        save_audio(folder / f"brew{i}.wav", y, sr=16000)
-        write_labels(ev, folder / f"brew{i}.txt")
-    return folder
 
 
 _TRAIN_AND_HASH = """
