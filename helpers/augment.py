@@ -2,9 +2,10 @@
 
 Four kinds, applied to a recording and its events together:
 
-- :func:`mix_background`: add a background made by :mod:`helpers.synth` (any of its
-  families) at a chosen signal-to-noise ratio — the most useful one, and the one notebook 09
-  uses to estimate performance in conditions nobody recorded.
+- :func:`mix_background`: add a background at a chosen signal-to-noise ratio — one of the
+  procedural families of :mod:`helpers.synth` or the recorded speech and music of
+  :mod:`helpers.backgrounds` (:func:`background_families`) — the most useful one, and the
+  one notebook 09 uses to estimate performance in conditions nobody recorded.
 - :func:`mix_confusers`: add transients that are *not* plops (knocks, taps, clicks, doors,
   glass, typing, clunks) — hard negatives, so that a sharp sound alone is not taken for a plop.
 - :func:`speed`: play faster or slower (resampling), which moves every pitch and stretches
@@ -54,15 +55,31 @@ def event_mask(events: pd.DataFrame, n: int, *, sr: int = SR) -> np.ndarray:
     return mask
 
 
+def background_families() -> dict:
+    """Every background family :func:`mix_background` knows: name → generator ``(rng,
+    n_samples, sr) → unit-RMS signal``; the procedural :data:`helpers.synth.BACKGROUNDS`,
+    then the recorded ``speech`` and ``instruments`` (:data:`helpers.backgrounds.GENERATORS`).
+
+    Examples
+    --------
+    >>> list(background_families())[-2:]
+    ['speech', 'instruments']
+    """
+    from helpers.backgrounds import GENERATORS
+    from helpers.synth import BACKGROUNDS
+
+    return {**BACKGROUNDS, **GENERATORS}
+
+
 def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator,
                    snr_db: float, families: list[str] | None = None, pool: list[str] | None = None,
                    sr: int = SR) -> np.ndarray:
-    """Add a procedural background to ``y`` so that the plops are ``snr_db`` above it.
+    """Add a background to ``y`` so that the plops are ``snr_db`` above it.
 
     ``families`` mixes exactly those families; otherwise one or two are drawn from ``pool``
-    (default: every family of :data:`helpers.synth.BACKGROUNDS`). The plop power is measured
-    over the labeled events of ``y`` (the whole signal when there are none), the same
-    definition as the synthetic set's SNR.
+    (default: every family of :func:`background_families`, procedural and recorded). The
+    plop power is measured over the labeled events of ``y`` (the whole signal when there are
+    none), the same definition as the synthetic set's SNR (:func:`add_at_snr`).
 
     Examples
     --------
@@ -72,18 +89,25 @@ def mix_background(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Genera
     >>> round(10 * np.log10(0.25 / np.mean((z - y) ** 2)))
     10
     """
-    from helpers.synth import BACKGROUNDS
-
-    names = list(families) if families else sorted(pool or BACKGROUNDS)
-    _check_known(names, BACKGROUNDS, "background families")
+    known = background_families()
+    names = list(families) if families else sorted(pool or known)
+    _check_known(names, known, "background families")
     k = int(rng.integers(1, 3)) if not families else len(names)
     chosen = rng.choice(names, size=min(k, len(names)), replace=False)
     bg = np.zeros(len(y))
     for i, name in enumerate(chosen):
-        bg += (1.0 if i == 0 else 10 ** (rng.uniform(-12, 0) / 20)) * BACKGROUNDS[str(name)](rng, len(y), sr)
+        bg += (1.0 if i == 0 else 10 ** (rng.uniform(-12, 0) / 20)) * known[str(name)](rng, len(y), sr)
+    return add_at_snr(y, events, bg, snr_db=snr_db, sr=sr)
+
+
+def add_at_snr(y: np.ndarray, events: pd.DataFrame, background: np.ndarray, *, snr_db: float,
+               sr: int = SR) -> np.ndarray:
+    """``y`` plus ``background`` (as long as ``y``) scaled so that the plops are ``snr_db`` above
+    it; the plop power is measured over the labeled events of ``y`` (the whole signal when
+    there are none)."""
     mask = event_mask(events, len(y), sr=sr)
     p_sig = _power(y[mask]) if mask.any() else _power(y)
-    bg *= np.sqrt(p_sig / (_power(bg) * 10 ** (snr_db / 10)))
+    bg = np.asarray(background, dtype=np.float64) * np.sqrt(p_sig / (_power(background) * 10 ** (snr_db / 10)))
     return (y + bg).astype(np.float32)
 
 
@@ -175,7 +199,8 @@ def augment(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator, sr
             ) -> tuple[np.ndarray, pd.DataFrame]:
     """One random augmentation of a recording: speed, then (with ``p_confusers``) non-plop
     transients at a rate per minute drawn from ``confuser_rate``, then (with ``p_background``)
-    a background from ``backgrounds`` (default: all families) at an SNR drawn from ``snr_db``,
+    a background from ``backgrounds`` (default: every family of :func:`background_families`,
+    procedural and recorded) at an SNR drawn from ``snr_db``,
     then the channel.
 
     Examples

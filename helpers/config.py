@@ -53,6 +53,9 @@ class Profile:
     train_extra_recordings: int = 0
     train_extra_duration_s: float = 30.0
     train_extra_seed: int = 7
+    #: recordings of speech or music alone (:func:`helpers.backgrounds.negatives`, each
+    #: ``train_extra_duration_s`` long) that the detector trains on as hard negatives
+    train_negatives: int = 0
     train_epochs: int = 8
     #: a safety stop for training time; None trains exactly ``train_epochs`` epochs (with
     #: early stopping), which keeps ``make model`` reproducible whatever the machine's load
@@ -71,10 +74,10 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full", synth_recordings=60, synth_duration_s=60.0,
-                    train_extra_recordings=120, train_extra_duration_s=30.0,
+                    train_extra_recordings=120, train_extra_duration_s=30.0, train_negatives=24,
                     train_epochs=12, train_budget_s=None),
     "quick": Profile("quick", synth_recordings=12, synth_duration_s=20.0,
-                     train_extra_recordings=6, train_extra_duration_s=10.0,
+                     train_extra_recordings=6, train_extra_duration_s=10.0, train_negatives=2,
                      train_epochs=2, train_budget_s=None),
 }
 

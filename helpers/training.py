@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import datasets, synth
+from helpers import backgrounds as recorded, datasets, synth
 from helpers.config import Profile, profile as get_profile
 from helpers.evaluate import score_detections, summarize_scores
 from helpers.models import Detector, export_litert, train_detector
@@ -50,10 +50,13 @@ def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: b
 
 def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out: str | Path,
                      profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
-                     export: bool = True, frontend: str = "pcen", backgrounds: list[str] | None = None) -> dict:
-    """Train on ``main_set``'s train split plus ``extra``, validate on its val split, save
-    to ``out``, export LiteRT, and score Keras / float / int8 on the test split.
-    ``backgrounds`` limits the families the augmentation mixes in (default all)."""
+                     export: bool = True, frontend: str = "pcen", backgrounds: list[str] | None = None,
+                     negatives: bool = True) -> dict:
+    """Train on ``main_set``'s train split plus ``extra`` (and, with ``negatives``, the
+    profile's recordings of speech and music alone: :func:`helpers.backgrounds.negatives`),
+    validate on its val split, save to ``out``, export LiteRT, and score Keras / float /
+    int8 on the test split. ``backgrounds`` limits the families the augmentation mixes in
+    (default all)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     out = Path(out)
     t0 = time.perf_counter()
@@ -66,16 +69,18 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
                                               replace=False)
     representative = [datasets.load_recording(train_m.iloc[i])[0] for i in pick] if export else []
     val = items(main_set[main_set["split"] == "val"], progress=progress)
+    hard = recorded.negatives(prof.train_negatives, prof.train_extra_duration_s, seed=seed) if negatives else []
     # the main training recordings get one augmented copy each; the extra ones are variety enough.
     # The lists are not kept here, so train_detector can let the audio go once it has features.
     det, history = train_detector(items(main_train, progress=progress), val, epochs=prof.train_epochs, copies=1,
                                   seed=seed, time_budget_s=prof.train_budget_s, progress=progress,
                                   frontend=frontend, backgrounds=backgrounds,
-                                  extra=items(extra, progress=progress) if n_extra else [])
+                                  extra=(items(extra, progress=progress) if n_extra else []) + hard)
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
     report = {**det.config.report, "profile": prof.name, "train_recordings": len(train_m),
+              "train_negatives": len(hard),
               "train_minutes": round(float(train_m["duration_s"].sum()) / 60, 1),
               "train_seconds": round(train_seconds, 1), "postprocess": det.config.postprocess}
     test = main_set[main_set["split"] == "test"]
@@ -122,7 +127,7 @@ def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, pro
                                        progress=progress)
     report = train_and_export(train_m, extra, out=base / f"model-{frontend}", profile=prof, seed=seed,
                               progress=progress, export=False, frontend=frontend,
-                              backgrounds=list(seen_bg))
+                              backgrounds=list(seen_bg), negatives=False)
     det = Detector.load(base / f"model-{frontend}", backend="keras")
     unseen_table, unseen_summary = evaluate_detector(det, unseen)
     drip = unseen_table[unseen_table["airlock"].isin(HELDOUT_AIRLOCKS)]
