@@ -12,6 +12,7 @@ features    log-mel spectrograms, frame labels, and the block-by-block model fro
 baselines   the tuned energy-threshold counter (and the MFCC + logistic-regression baseline)
 autolabel   the unsupervised GMM-HMM labeler
 augment     training-time augmentation: backgrounds at a chosen SNR, speed, recording chain
+backgrounds recorded speech and music (committed clips): training backgrounds, hard negatives
 models      the CRNN detector: build, train, save, LiteRT export, batch detection
 training    the training recipe of the shipped model and its held-out estimate
 events      frame probabilities → events (hysteresis, peak picking) → BPM with an interval
