@@ -69,18 +69,20 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
                                               replace=False)
     representative = [datasets.load_recording(train_m.iloc[i])[0] for i in pick] if export else []
     val = items(main_set[main_set["split"] == "val"], progress=progress)
-    hard = recorded.negatives(prof.train_negatives, prof.train_extra_duration_s, seed=seed) if negatives else []
-    # the main training recordings get one augmented copy each; the extra ones are variety enough.
+    n_hard = prof.train_negatives if negatives else 0
+    # the main training recordings get one augmented copy each; the extra ones are variety enough,
+    # and the hard negatives (speech or music alone) are trained on as they are.
     # The lists are not kept here, so train_detector can let the audio go once it has features.
     det, history = train_detector(items(main_train, progress=progress), val, epochs=prof.train_epochs, copies=1,
                                   seed=seed, time_budget_s=prof.train_budget_s, progress=progress,
                                   frontend=frontend, backgrounds=backgrounds,
-                                  extra=(items(extra, progress=progress) if n_extra else []) + hard)
+                                  extra=(items(extra, progress=progress) if n_extra else [])
+                                  + recorded.negatives(n_hard, prof.train_extra_duration_s, seed=seed))
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
     report = {**det.config.report, "profile": prof.name, "train_recordings": len(train_m),
-              "train_negatives": len(hard),
+              "train_negatives": n_hard,
               "train_minutes": round(float(train_m["duration_s"].sum()) / 60, 1),
               "train_seconds": round(train_seconds, 1), "postprocess": det.config.postprocess}
     test = main_set[main_set["split"] == "test"]
