@@ -156,7 +156,7 @@ def part_backgrounds(work: Path) -> dict:
     for name, d in (("int8", det), ("int8 --strict", Strict(det))):
         fp = backgrounds.false_plops(d).groupby("family")[["minutes", "detections"]].sum()
         mixed = backgrounds.scores_in(d, test)
-        out[name] = {"false_plops_per_minute": {f: round(r.detections / r.minutes, 1) for f, r in fp.iterrows()},
+        out[name] = {"false_plops_per_minute": {f: round(float(r.detections / r.minutes), 1) for f, r in fp.iterrows()},
                      "mixed": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
                                for r in mixed.to_dict("records")]}
         log(f"recorded backgrounds ({name}): false plops per minute {out[name]['false_plops_per_minute']}; "
