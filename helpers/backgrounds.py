@@ -1,13 +1,13 @@
 """Backgrounds made of recorded sounds: speech and music, beside the procedural families.
 
 The procedural babble and music of :mod:`helpers.synth` are not enough to teach a detector
-what talking and instruments sound like: trained on them alone, it fires 50-70 times a
-minute on real speech and on a band with drums. ``data/backgrounds/`` holds 15 minutes of
+what talking and instruments sound like: trained on them alone, it fired about 50 times a
+minute on recorded speech and on a band with drums. ``data/backgrounds/`` holds 15 minutes of
 speech (the Festival synthesizer's voices, built from recordings of real speakers) and
 music (songs played with the sampled instruments of the FluidR3 General MIDI sound font),
 made by ``tools/render_backgrounds.py`` and listed in ``data/backgrounds/catalogue.csv``.
 
-Two splits that share no voice, text, instrument or song:
+Two splits that share no voice, text, instrument, drum kit or song:
 
 - ``train``: what :func:`helpers.augment.augment` mixes into training (families
   ``speech`` and ``instruments``, :data:`FAMILIES`);
@@ -48,18 +48,27 @@ def catalogue() -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-@functools.lru_cache(maxsize=None)
-def clips(family: str, split: str = "train") -> tuple[np.ndarray, ...]:
-    """The clips of ``family`` (a key of :data:`FAMILIES`) in ``split``, mono at 16 kHz."""
-    from helpers.audio import load_audio
-
+def _rows(family: str, split: str) -> pd.DataFrame:
+    """The catalogue's rows of ``family`` (a key of :data:`FAMILIES`) in ``split``."""
     if family not in FAMILIES:
         raise ValueError(f"unknown recorded background {family!r}; known: {sorted(FAMILIES)}")
     cat = catalogue()
     rows = cat[(cat["family"] == FAMILIES[family]) & (cat["split"] == split)]
     if rows.empty:
         raise ValueError(f"no {family} clips in split {split!r} of {FOLDER / 'catalogue.csv'}")
-    return tuple(load_audio(FOLDER / f, sr=SR) for f in rows["file"])
+    return rows
+
+
+@functools.lru_cache(maxsize=None)
+def clips(family: str, split: str = "train") -> tuple[np.ndarray, ...]:
+    """The clips of ``family`` (a key of :data:`FAMILIES`) in ``split``, mono at 16 kHz, in
+    the catalogue's order (read only: they are shared)."""
+    from helpers.audio import load_audio
+
+    out = tuple(load_audio(FOLDER / f, sr=SR) for f in _rows(family, split)["file"])
+    for y in out:
+        y.setflags(write=False)
+    return out
 
 
 def excerpt(family: str, rng: np.random.Generator, n: int, sr: int = SR, *, split: str = "train") -> np.ndarray:
@@ -89,11 +98,9 @@ def false_plops(detector, *, split: str = "eval") -> pd.DataFrame:
     """Run ``detector`` (anything with ``detect(y)``) on every clip of ``split`` — no plops
     in them — and count what it finds: one row per clip with ``family``, ``source``,
     ``minutes``, ``detections`` and ``per_minute``."""
-    cat = catalogue()
     rows = []
-    for family, kind in FAMILIES.items():
-        for (_, row), y in zip(cat[(cat["family"] == kind) & (cat["split"] == split)].iterrows(),
-                               clips(family, split)):
+    for family in FAMILIES:
+        for (_, row), y in zip(_rows(family, split).iterrows(), clips(family, split)):
             n = len(detector.detect(y))
             minutes = len(y) / SR / 60
             rows.append({"clip": row["file"], "family": family, "source": row["source"],

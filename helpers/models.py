@@ -599,7 +599,9 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     Each folder holds audio files with same-stem Audacity ``.txt`` labels. One recording in
     five (at least one) is kept for validation, whole. ``init="shipped"`` starts from the
     shipped model (fine-tuning, best with little data), ``None`` trains from scratch, a path
-    starts from that model. Returns a report of what was done.
+    starts from that model. Each training recording also gets one augmented copy
+    (:func:`helpers.augment.augment`: its backgrounds include the recorded speech and music).
+    Returns a report of what was done.
     """
     from helpers.datasets import load_all, own_recordings, split_by_recording
 

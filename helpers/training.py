@@ -2,8 +2,10 @@
 
 :func:`train_and_export` trains on synthetic recordings, exports LiteRT float and int8, and
 scores the three on the test split; :func:`heldout_estimate` trains the same recipe without
-some background families and airlock types and scores it on recordings made only of them —
-the honest estimate of how the detector does on sounds it never heard.
+some background families and airlock types — and without the recorded speech and music of
+:mod:`helpers.backgrounds`, so that it never hears talking or music — and scores it on
+recordings made only of them: the honest estimate of how the detector does on sounds it
+never heard.
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: b
 def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out: str | Path,
                      profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
                      export: bool = True, frontend: str = "pcen", backgrounds: list[str] | None = None,
-                     negatives: bool = True) -> dict:
+                     negatives: bool | None = None) -> dict:
     """Train on ``main_set``'s train split plus ``extra`` (and, with ``negatives``, the
     profile's recordings of speech and music alone: :func:`helpers.backgrounds.negatives`),
     validate on its val split, save to ``out``, export LiteRT, and score Keras / float /
     int8 on the test split. ``backgrounds`` limits the families the augmentation mixes in
-    (default all)."""
+    (default all). ``negatives`` defaults to whether those include the recorded ones, so
+    that limiting the families keeps recorded speech and music out of training altogether."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     out = Path(out)
     t0 = time.perf_counter()
@@ -69,6 +72,8 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
                                               replace=False)
     representative = [datasets.load_recording(train_m.iloc[i])[0] for i in pick] if export else []
     val = items(main_set[main_set["split"] == "val"], progress=progress)
+    if negatives is None:
+        negatives = backgrounds is None or bool(set(backgrounds) & set(recorded.FAMILIES))
     n_hard = prof.train_negatives if negatives else 0
     # the main training recordings get one augmented copy each; the extra ones are variety enough,
     # and the hard negatives (speech or music alone) are trained on as they are.
@@ -102,9 +107,11 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
 
 def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
                      recordings: int | None = None, frontend: str = "pcen") -> dict:
-    """Train without :data:`HELDOUT_BACKGROUNDS` and :data:`HELDOUT_AIRLOCKS`, then score on
-    recordings that have only held-out backgrounds (and, half of them, a held-out airlock),
-    beside recordings like the training ones."""
+    """Train without :data:`HELDOUT_BACKGROUNDS` and :data:`HELDOUT_AIRLOCKS` (and without the
+    recorded speech and music: the augmentation draws from the seen procedural families only,
+    and there are no hard negatives), then score on recordings that have only held-out
+    backgrounds (and, half of them, a held-out airlock), beside recordings like the training
+    ones."""
     from helpers.config import data_dir
 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
@@ -129,7 +136,7 @@ def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, pro
                                        progress=progress)
     report = train_and_export(train_m, extra, out=base / f"model-{frontend}", profile=prof, seed=seed,
                               progress=progress, export=False, frontend=frontend,
-                              backgrounds=list(seen_bg), negatives=False)
+                              backgrounds=list(seen_bg))
     det = Detector.load(base / f"model-{frontend}", backend="keras")
     unseen_table, unseen_summary = evaluate_detector(det, unseen)
     drip = unseen_table[unseen_table["airlock"].isin(HELDOUT_AIRLOCKS)]
@@ -168,8 +175,9 @@ def report_table(report: dict) -> str:
     h = report.get("heldout")
     if h:
         held = ", ".join(h["held_out_backgrounds"]) + " and " + ", ".join(h["held_out_airlocks"]) + " plops"
-        lines.append(row(f"held-out sounds: trained without {held}, tested on them", h["unseen"]))
-        lines.append(row("the same recipe, tested on sounds like its training data", h["seen_test"]))
+        lines.append(row(f"held-out sounds: trained without {held} (and without recorded speech and music), "
+                         "tested on them", h["unseen"]))
+        lines.append(row("that model, tested on sounds like its training data", h["seen_test"]))
     return "\n".join(lines)
 
 

@@ -3,6 +3,8 @@ training, the hard negatives, and the measurements on the evaluation clips."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,9 +22,19 @@ def test_catalogue_lists_committed_clips_and_the_splits_share_no_source():
         info = audio_info(backgrounds.FOLDER / row["file"])
         assert info["sample_rate"] == SR and info["channels"] == 1
         assert abs(info["duration_s"] - row["seconds"]) < 0.2
-    # no voice, and no instrument combination, both trains and evaluates
-    train, held = (set(cat.loc[cat["split"] == s, "source"].str.split(",").str[:2].str.join(","))
-                   for s in ("train", "eval"))
+    # no voice, no instrument (lead, chords or bass) and no drum kit both trains and evaluates
+    def sounds(split: str) -> set[str]:
+        out = set()
+        for source in cat.loc[cat["split"] == split, "source"]:
+            if source.startswith("Festival"):
+                out.add(source)
+            else:
+                out |= {f"program {n}" for n in re.findall(r"(?:lead|chords|bass) (\d+)", source)}
+                out |= set(re.findall(r"drum kit \d+", source))
+        return out
+
+    train, held = sounds("train"), sounds("eval")
+    assert len(train) >= 10 and len(held) >= 10
     assert not train & held
     assert cat.groupby(["split", "family"]).size().min() >= 3
 
@@ -32,10 +44,11 @@ def test_excerpt_is_unit_rms_of_any_length_and_rate_and_repeatable():
     b = backgrounds.excerpt("speech", np.random.default_rng(1), 3 * SR)
     assert np.array_equal(a, b) and len(a) == 3 * SR
     assert np.sqrt(np.mean(a ** 2)) == pytest.approx(1.0, rel=1e-6)
-    # longer than all the clips together: they repeat
+    # longer than all the clips together: they repeat, sample for sample
     total = sum(len(c) for c in backgrounds.clips("instruments"))
     long = backgrounds.excerpt("instruments", np.random.default_rng(2), total + SR)
     assert len(long) == total + SR and np.isfinite(long).all()
+    np.testing.assert_array_equal(long[:SR], long[total:])
     # another rate: resampled, so a 44.1 kHz second is 44100 samples of the same sound
     hi = backgrounds.excerpt("speech", np.random.default_rng(1), 44100, sr=44100)
     assert len(hi) == 44100
@@ -59,14 +72,21 @@ def test_training_mixes_recorded_backgrounds_at_the_asked_snr():
         augment.mix_background(y, ev, rng=np.random.default_rng(0), snr_db=0.0, pool=["radio"])
 
 
-def test_negatives_are_quiet_enough_empty_and_alternate_speech_and_music():
-    negs = backgrounds.negatives(4, 2.0, seed=3)
-    assert len(negs) == 4
+def test_negatives_are_empty_at_varied_levels_and_alternate_speech_and_music(monkeypatch):
+    negs = backgrounds.negatives(6, 2.0, seed=3)
+    assert len(negs) == 6
     for y, ev in negs:
         assert y.dtype == np.float32 and len(y) == 2 * SR and ev.empty
-        assert 0 < np.abs(y).max() <= 1.0
-    again = backgrounds.negatives(4, 2.0, seed=3)
+    peaks_db = [20 * np.log10(np.abs(y).max()) for y, _ in negs]
+    assert max(peaks_db) < 0 and max(peaks_db) - min(peaks_db) > 3   # not all at one level
+    again = backgrounds.negatives(6, 2.0, seed=3)
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(negs, again))
+    # which family each one comes from
+    asked = []
+    real = backgrounds.excerpt
+    monkeypatch.setattr(backgrounds, "excerpt", lambda family, *a, **k: asked.append(family) or real(family, *a, **k))
+    backgrounds.negatives(4, 1.0, seed=0)
+    assert asked == ["speech", "instruments", "speech", "instruments"]
 
 
 class _Energy:
@@ -83,8 +103,10 @@ def test_false_plops_counts_every_evaluation_clip():
     table = backgrounds.false_plops(_Energy())
     cat = backgrounds.catalogue()
     assert len(table) == (cat["split"] == "eval").sum()
-    assert np.allclose(table["per_minute"], table["detections"] / table["minutes"], rtol=0.02)
-    assert table["detections"].sum() > 0   # speech and drums do have loud onsets
+    # each clip is counted once, over its whole length
+    assert table["minutes"].sum() == pytest.approx(cat.loc[cat["split"] == "eval", "seconds"].sum() / 60, abs=0.05)
+    first = backgrounds.clips("speech", "eval")[0]
+    assert table["detections"].iloc[0] == len(_Energy().detect(first)) > 0   # speech has loud onsets
 
 
 def test_scores_in_speech_and_music_mixes_plops_with_the_evaluation_clips(tmp_path):
@@ -105,3 +127,35 @@ def test_scores_in_speech_and_music_mixes_plops_with_the_evaluation_clips(tmp_pa
     # louder speech and music (-10 dB) cost the energy detector precision
     for _, fam in table.groupby("family"):
         assert fam["precision"].iloc[0] > fam["precision"].iloc[1]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_only_the_shipped_recipe_trains_on_recorded_speech_and_music(monkeypatch, tmp_path):
+    """The held-out estimate must never hear talking or music: its augmentation draws from the
+    seen procedural families only and it gets no hard negatives; the shipped recipe gets both."""
+    from helpers import datasets, training
+    from helpers.config import profile
+
+    calls = []
+
+    def stop(train, val, **kw):
+        calls.append(kw)
+        raise _Stop
+
+    monkeypatch.setattr(training, "train_detector", stop)
+    quick = profile("quick")
+    with pytest.raises(_Stop):
+        training.heldout_estimate(profile=quick, progress=False)
+    held = calls.pop()
+    assert not set(held["backgrounds"]) & (set(backgrounds.FAMILIES) | set(training.HELDOUT_BACKGROUNDS))
+    assert len(held["extra"]) == quick.train_extra_recordings          # no negatives among them
+    with pytest.raises(_Stop):
+        training.train_and_export(datasets.synthetic(profile=quick, progress=False), None, out=tmp_path,
+                                  profile=quick, progress=False, export=False)
+    shipped = calls.pop()
+    assert shipped["backgrounds"] is None                                # every family, recorded ones too
+    assert len(shipped["extra"]) == quick.train_negatives > 0
+    assert all(ev.empty for _, ev in shipped["extra"])

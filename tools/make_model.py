@@ -5,7 +5,8 @@ the profile, keeps the epoch with the best validation event F1, tunes the post-p
 on the validation split, exports LiteRT float32 and int8, scores all three on the test
 split, and writes everything to ``models/crnn/`` (``report.json`` holds the figures).
 With ``--heldout`` it also trains the same recipe on data without some background families
-and airlock types, and scores it on recordings made only of those (the generalization
+and airlock types (and without the recorded speech and music), and scores it on recordings
+made only of those (the generalization
 estimate of notebook 05), stored in ``report.json`` under ``heldout``.
 """
 

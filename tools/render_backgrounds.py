@@ -1,7 +1,7 @@
 """Render the recorded-sound backgrounds committed in ``data/backgrounds/`` (maintainers only).
 
-Procedural babble and music are not enough: a detector trained on them fires 50-70 times a
-minute on real talking and on real instruments with drums. This tool makes speech and music
+Procedural babble and music are not enough: a detector trained on them alone fired about 50
+times a minute on recorded talking and on sampled instruments with drums. This tool makes speech and music
 out of *recorded* sounds, with free software from Debian:
 
 - **speech**: the Festival speech synthesizer reading short texts with its diphone and HTS
@@ -13,7 +13,8 @@ out of *recorded* sounds, with free software from Debian:
 
 Each clip goes to ``data/backgrounds/<split>/<family>_<n>.ogg`` (16 kHz mono) and a line of
 ``data/backgrounds/catalogue.csv`` says how it was made. The ``train`` clips are mixed into
-the detector's training; the ``eval`` clips use other voices, texts, instruments and songs,
+the detector's training; the ``eval`` clips use other voices, texts, instruments, drum kits
+and songs,
 and only measure (``bench/run_bench.py --only backgrounds``).
 
 Needs (Debian)::
@@ -72,12 +73,13 @@ VOICES = {
     "eval": ["voice_ked_diphone", "voice_lp_diphone", "voice_upc_ca_ona_hts"],
 }
 
-#: General MIDI programs of the lead, chord and bass parts of each split's songs
+#: General MIDI programs of the lead, chord and bass parts of each split's songs, and the drum
+#: kits (programs of channel 10, one per song in turn): no program of one split is in the other
 PROGRAMS = {
     "train": {"lead": [0, 4, 11, 12, 24, 27, 56, 65, 73, 80, 108], "chords": [0, 16, 19, 25, 48, 88],
-              "bass": [32, 33, 38]},
-    "eval": {"lead": [1, 13, 26, 45, 46, 66, 71, 114], "chords": [2, 5, 24, 49, 52, 89],
-             "bass": [34, 35, 39]},
+              "bass": [32, 33, 38], "kits": [0]},
+    "eval": {"lead": [1, 13, 26, 45, 46, 66, 71, 114], "chords": [2, 5, 20, 49, 52, 89],
+             "bass": [34, 35, 39], "kits": [8, 16, 32, 40]},
 }
 
 
@@ -101,9 +103,10 @@ def speech(voice: str, text: str, sr: int, rng: np.random.Generator) -> np.ndarr
     return np.concatenate(parts)
 
 
-def song(rng: np.random.Generator, programs: dict, path: Path, seconds: float) -> dict:
+def song(rng: np.random.Generator, programs: dict, path: Path, seconds: float, number: int) -> dict:
     """A random song in a major or minor key as a MIDI file: a lead melody, held or
-    arpeggiated chords, a bass line and (mostly) a drum kit."""
+    arpeggiated chords, a bass line and (mostly) drums, from the ``number``-th kit of
+    ``programs`` (cyclically: Standard for training; Room, Power, Jazz, Brush to evaluate)."""
     import mido
 
     tpb = 480
@@ -140,7 +143,8 @@ def song(rng: np.random.Generator, programs: dict, path: Path, seconds: float) -
     mid = mido.MidiFile(ticks_per_beat=tpb)
     tempo = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))])
     mid.tracks.append(tempo)
-    for ch, program in ((0, lead), (1, chords), (2, bass), (9, None)):
+    kit = programs["kits"][number % len(programs["kits"])]
+    for ch, program in ((0, lead), (1, chords), (2, bass), (9, kit)):
         track = mido.MidiTrack()
         if program is not None:
             track.append(mido.Message("program_change", channel=ch, program=program, time=0))
@@ -151,15 +155,16 @@ def song(rng: np.random.Generator, programs: dict, path: Path, seconds: float) -
             now = t
         mid.tracks.append(track)
     mid.save(path)
-    return {"bpm": round(bpm), "programs": f"lead {lead}, chords {chords}, bass {bass}", "drums": drums}
+    return {"bpm": round(bpm), "programs": f"lead {lead}, chords {chords}, bass {bass}",
+            "drums": f"drum kit {kit}" if drums else "no drums"}
 
 
-def music(rng: np.random.Generator, programs: dict, seconds: float, sr: int) -> tuple[np.ndarray, dict]:
+def music(rng: np.random.Generator, programs: dict, seconds: float, sr: int, number: int) -> tuple[np.ndarray, dict]:
     from helpers.audio import load_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "s.mid", Path(tmp) / "s.wav"
-        info = song(rng, programs, mid, seconds)
+        info = song(rng, programs, mid, seconds, number)
         subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(sr), "-F", str(wav), str(SOUND_FONT),
                         str(mid)], check=True, capture_output=True)
         return load_audio(wav, sr=sr)[: int(seconds * sr)], info
@@ -200,10 +205,10 @@ def main() -> int:
             # each voice reads every text; the texts rotate so that clips start differently
             texts = TEXTS[split][i % len(TEXTS[split]):] + TEXTS[split][: i % len(TEXTS[split])]
             keep(speech(voice, " ".join(texts), SR, rng), split, "speech", f"Festival {voice[6:]}")
-        for _ in range(args.songs if split == "train" else args.songs // 2):
-            y, info = music(rng, PROGRAMS[split], args.seconds, SR)
+        for number in range(args.songs if split == "train" else args.songs // 2):
+            y, info = music(rng, PROGRAMS[split], args.seconds, SR, number)
             keep(y, split, "music", f"FluidSynth FluidR3_GM, programs {info['programs']}, "
-                                    f"{info['bpm']} bpm, {'drums' if info['drums'] else 'no drums'}")
+                                    f"{info['bpm']} bpm, {info['drums']}")
     pd.DataFrame(rows).to_csv(args.out / "catalogue.csv", index=False)
     print(f"{len(rows)} clips, {sum(r['seconds'] for r in rows) / 60:.1f} min, in {args.out}")
     return 0
