@@ -94,10 +94,11 @@ def excerpt(family: str, rng: np.random.Generator, n: int, sr: int = SR, *, spli
 GENERATORS = {name: functools.partial(excerpt, name) for name in FAMILIES}
 
 
-def false_plops(detector, *, split: str = "eval") -> pd.DataFrame:
+def false_plops(detector, *, split: str = "eval", per_family: bool = False) -> pd.DataFrame:
     """Run ``detector`` (anything with ``detect(y)``) on every clip of ``split`` — no plops
     in them — and count what it finds: one row per clip with ``family``, ``source``,
-    ``minutes``, ``detections`` and ``per_minute``."""
+    ``minutes``, ``detections`` and ``per_minute``; with ``per_family``, one row per family
+    (``minutes``, ``detections``, ``per_minute`` over all its clips)."""
     rows = []
     for family in FAMILIES:
         for (_, row), y in zip(_rows(family, split).iterrows(), clips(family, split)):
@@ -105,7 +106,11 @@ def false_plops(detector, *, split: str = "eval") -> pd.DataFrame:
             minutes = len(y) / SR / 60
             rows.append({"clip": row["file"], "family": family, "source": row["source"],
                          "minutes": round(minutes, 2), "detections": n, "per_minute": n / minutes})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if per_family:
+        table = table.groupby("family")[["minutes", "detections"]].sum()
+        table["per_minute"] = table["detections"] / table["minutes"]
+    return table
 
 
 def scores_in(detector, manifest: pd.DataFrame, *, snr_db=(10.0, 0.0), seed: int = 0,
@@ -141,7 +146,6 @@ def negatives(count: int, seconds: float, *, seed: int = 0, split: str = "train"
     (:func:`helpers.augment.channel`) at a random level, each with an empty label table.
     Hard negatives: what talking and a radio sound like when nothing bubbles."""
     from helpers.augment import channel
-
     from helpers.labels import empty_events
 
     rng = np.random.default_rng(seed)

@@ -107,6 +107,11 @@ def test_false_plops_counts_every_evaluation_clip():
     assert table["minutes"].sum() == pytest.approx(cat.loc[cat["split"] == "eval", "seconds"].sum() / 60, abs=0.05)
     first = backgrounds.clips("speech", "eval")[0]
     assert table["detections"].iloc[0] == len(_Energy().detect(first)) > 0   # speech has loud onsets
+    # per family: the sums over its clips
+    fam = backgrounds.false_plops(_Energy(), per_family=True)
+    assert list(fam.index) == sorted(backgrounds.FAMILIES)
+    assert fam["detections"].sum() == table["detections"].sum()
+    np.testing.assert_allclose(fam["per_minute"], fam["detections"] / fam["minutes"])
 
 
 def test_scores_in_speech_and_music_mixes_plops_with_the_evaluation_clips(tmp_path):
