@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +316,38 @@ def load_recording(row: pd.Series | dict, *, sr: int = SR) -> tuple[np.ndarray, 
     lab = row.get("labels", "") if hasattr(row, "get") else row["labels"]
     events = read_labels(lab) if isinstance(lab, str) and lab else empty_events()
     return y, events
+
+
+class Recordings(Sequence):
+    """The ``(audio, events)`` pairs of a manifest's rows, read from disk each time one is
+    asked for (:func:`load_recording`), so that only one recording is in memory at a time.
+
+    A sequence: ``len``, indexing and iteration, in the manifest's order, as often as needed
+    (each pass reads the files again). Training reads its recordings this way; holding an hour
+    and a half of audio at once took notebook 05 close to Binder's 2 GB.
+
+    Examples
+    --------
+    >>> m = synthetic(profile="quick", progress=False)  # doctest: +SKIP
+    >>> recs = Recordings(m[m["split"] == "train"])    # doctest: +SKIP
+    >>> y, events = recs[0]                            # doctest: +SKIP
+    """
+
+    def __init__(self, manifest: pd.DataFrame, *, sr: int = SR):
+        self._rows = manifest.reset_index(drop=True)
+        self._sr = sr
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, pd.DataFrame]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"recording {i} of {len(self)}")
+        return load_recording(self._rows.iloc[i], sr=self._sr)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        for _, row in self._rows.iterrows():
+            yield load_recording(row, sr=self._sr)
 
 
 def load_all(manifest: pd.DataFrame, *, sr: int = SR, progress: bool = False

@@ -25,6 +25,7 @@ A saved model is a folder::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -307,6 +308,49 @@ class Detector:
 # ---------------------------------------------------------------------------------------
 # Training data
 # ---------------------------------------------------------------------------------------
+def feature_stats(feats: list[np.ndarray], *, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of every feature over the frames of all recordings:
+    ``np.concatenate(feats).mean(axis=0)`` and ``.std(axis=0)``, the same float32 values bit
+    for bit, without the concatenated copy and its squared deviations (two more copies of
+    every training feature: about 450 MB for the full profile).
+
+    NumPy sums the rows of such an array one after the other, so running sums over the
+    recordings in order, ``block`` rows at a time, add the same numbers in the same order.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> feats = [rng.random((n, 3), dtype=np.float32) for n in (5000, 7, 3000)]
+    >>> mean, std = feature_stats(feats)
+    >>> bool(np.array_equal(mean, np.concatenate(feats).mean(axis=0)))
+    True
+    >>> bool(np.array_equal(std, np.concatenate(feats).std(axis=0)))
+    True
+    """
+    n = sum(len(f) for f in feats)
+    if n == 0:
+        raise ValueError("no feature frames to normalize with")
+
+    def running_sum(parts: Iterable[np.ndarray]) -> np.ndarray:
+        total = np.zeros((1, feats[0].shape[1]), dtype=np.float32)
+        for part in parts:
+            for i in range(0, len(part), block):
+                total = np.add.reduce(np.concatenate([total, part[i:i + block]]), axis=0, keepdims=True)
+        return total
+
+    def squared_deviations() -> Iterator[np.ndarray]:
+        for f in feats:
+            d = f - mean
+            yield np.multiply(d, d, out=d)
+
+    # the divisions of numpy's own mean and var: the float32 sum over the count, in place
+    mean = running_sum(feats)
+    np.true_divide(mean, np.intp(n), out=mean, casting="unsafe")
+    var = running_sum(squared_deviations())
+    np.true_divide(var, np.intp(n), out=var, casting="unsafe")
+    return mean[0], np.sqrt(var[0])
+
+
 def features_and_labels(items: Iterable[tuple[np.ndarray, pd.DataFrame]], *, frontend: str
                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Front-end features (frames × mels, un-normalized) and frame labels per recording."""
@@ -376,9 +420,11 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     """Train a CRNN detector on recordings with events, keeping the epoch with the best
     validation event F1, then tune the post-processing on the validation recordings.
 
-    ``train`` and ``val`` are lists of ``(audio at 16 kHz, events)``; each training recording
-    also gets ``copies`` augmented versions. ``extra`` recordings are trained on as they are
-    (no augmented copies). ``backgrounds`` limits the background families the augmentation
+    ``train`` and ``val`` are sequences of ``(audio at 16 kHz, events)`` (lists, or
+    :class:`helpers.datasets.Recordings` to read them from disk one at a time); ``train`` is
+    read ``1 + copies`` times: each recording also gets ``copies`` augmented versions.
+    ``extra`` (any iterable of the same pairs, read once) is trained on as it is (no augmented
+    copies). ``backgrounds`` limits the background families the augmentation
     mixes in (a held-out estimate must not mix in the families it holds out). ``init`` continues from an existing detector (fine-tuning, same
     front end). Returns the detector and the history
     (loss, val PR-AUC, val event F1 per epoch).
@@ -399,19 +445,23 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     t_start = time.perf_counter()
     if init is not None:
         frontend = init.config.frontend
+    from tqdm.auto import tqdm
+
     n_train = len(train)
-    stream = itertools.chain(augmented_items(train, copies=copies, seed=seed, progress=progress,
-                                                   backgrounds=backgrounds), extra or [])
-    feats, labs = features_and_labels(stream, frontend=frontend)
+    stream = itertools.chain(augmented_items(train, copies=copies, seed=seed, backgrounds=backgrounds),
+                             extra or [])
+    sized = extra is None or isinstance(extra, (list, tuple))
+    total = n_train * (1 + copies) + len(extra or []) if sized else None
+    feats, labs = features_and_labels(tqdm(stream, total=total, desc="features", unit=" recordings",
+                                           disable=not progress), frontend=frontend)
     # memory: from here on the features are all that training needs; a caller that passes the
-    # lists without keeping them (training.train_and_export) lets the audio go now
+    # recordings without keeping them (training.train_and_export) lets the audio go now
     train = extra = stream = None
     if init is not None:
         mean, std = init._mean, init._std
     else:
-        allf = np.concatenate(feats)
-        mean, std = allf.mean(axis=0), allf.std(axis=0) + 1e-3
-        del allf
+        mean, std = feature_stats(feats)
+        std += 1e-3
     for f in feats:  # normalize in place: (f - mean) / std, the same float32 values
         f -= mean
         f /= std
@@ -504,6 +554,41 @@ def _pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------
 # LiteRT
 # ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _converter_quiet() -> Iterator[None]:
+    """Keep the LiteRT converter's chatter (the saved artifact's signature, TensorFlow's INFO
+    lines and the quantizer's native log, about fifty lines per model) out of the output;
+    when the conversion fails, what it said is printed to stderr before the error."""
+    import io
+    import logging
+    import sys
+    import tempfile
+    import warnings
+
+    said = io.StringIO()
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.WARNING)
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as native:
+        os.dup2(native.fileno(), 2)       # the converter's C++ side writes to file descriptor 2
+        try:
+            with contextlib.redirect_stdout(said), warnings.catch_warnings():
+                # int8 inputs are not asked for: the model keeps float32 inputs and outputs
+                warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+                yield
+        except BaseException:
+            os.dup2(saved_fd, 2)
+            native.seek(0)
+            sys.stderr.write(said.getvalue() + native.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            tf_log.setLevel(level)
+
+
 def export_litert(detector: Detector, representative: list[np.ndarray], *, folder: str | os.PathLike | None = None,
                   n_windows: int = 200, seed: int = 0) -> dict:
     """Export the Keras model to LiteRT as float32 and as int8 (weights and activations,
@@ -530,7 +615,8 @@ def export_litert(detector: Detector, representative: list[np.ndarray], *, folde
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
             conv.representative_dataset = rep
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        blob = conv.convert()
+        with _converter_quiet():
+            blob = conv.convert()
         path = folder / f"model_{kind}.tflite"
         tmp = folder / f".model_{kind}.tflite.tmp"
         tmp.write_bytes(blob)
@@ -603,7 +689,8 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     (:func:`helpers.augment.augment`: its backgrounds include the recorded speech and music).
     Returns a report of what was done.
     """
-    from helpers.datasets import load_all, own_recordings, split_by_recording
+    from helpers.datasets import Recordings, own_recordings, split_by_recording
+    from helpers.labels import read_labels
 
     t0 = time.perf_counter()
     frames = [own_recordings(f) for f in folders]
@@ -618,8 +705,7 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     if not (manifest["split"] == "val").any():
         manifest.loc[manifest.index[-1], "split"] = "val"
     train_m, val_m = manifest[manifest["split"] != "val"], manifest[manifest["split"] == "val"]
-    train = list(zip(*load_all(train_m)))
-    val = list(zip(*load_all(val_m)))
+    train, val = Recordings(train_m), Recordings(val_m)   # read from disk as training uses them
     start = None
     serial_ops()   # before loading the start model starts TensorFlow: the same weights every run
     if init is not None:
@@ -631,10 +717,10 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
                               "started_from": "scratch" if init is None else str(init)})
     det.save(out)
     (Path(out) / "history.csv").write_text(history.to_csv(index=False))
-    sizes = export_litert(det, [y for y, _ in train[:8]], folder=out) if export else {}
+    sizes = export_litert(det, [train[i][0] for i in range(min(8, len(train)))], folder=out) if export else {}
     return {"out": str(out), "recordings_train": len(train_m), "recordings_val": len(val_m),
             "minutes": round(float(manifest["duration_s"].sum()) / 60, 1),
-            "plops": int(sum(len(ev) for _, ev in train + val)),
+            "plops": int(sum(len(read_labels(p)) for p in manifest["labels"])),
             "epochs_run": int(len(history)), "best_epoch": det.config.report["best_epoch"],
             "val_event_f1": round(float(det.config.report["val_event_f1"]), 3),
             "postprocess": det.config.postprocess, "litert_bytes": sizes,

@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -329,6 +330,26 @@ def test_load_recording_of_a_synthetic_row(data_dir):
         assert len(events) == row["n_plops"]
     ys, evs = datasets.load_all(m)
     assert len(ys) == len(evs) == len(m)
+
+
+def test_recordings_read_each_file_when_asked(data_dir):
+    """Recordings gives what load_recording gives, in the manifest's order, on every pass,
+    and reads the file again each time (a file changed on disk is read as it is now)."""
+    m = datasets.synthetic(profile=TINY, progress=False)
+    part = m.iloc[[2, 0]]                       # any rows, any index
+    recs = datasets.Recordings(part)
+    assert len(recs) == 2
+    for got, (_, row) in zip(recs, part.iterrows()):
+        y, ev = load_recording(row)
+        np.testing.assert_array_equal(got[0], y)
+        pd.testing.assert_frame_equal(got[1], ev)
+    first, second = list(recs), list(recs)
+    assert [len(y) for y, _ in first] == [len(y) for y, _ in second]
+    np.testing.assert_array_equal(recs[-1][0], recs[1][0])
+    with pytest.raises(IndexError):
+        recs[2]
+    Path(part["labels"].iloc[0]).write_text("0.5\t0.6\tp\n")
+    assert recs[0][1]["start"].tolist() == [0.5]
 
 
 def test_read_manifest_errors(tmp_path):

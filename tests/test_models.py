@@ -104,6 +104,47 @@ def test_litert_float_matches_keras_and_int8_is_close(trained):
     assert Detector.load(folder).backend == "int8"  # auto prefers int8 when exported
 
 
+def test_training_from_disk_gives_the_same_weights(tmp_path):
+    """Training on recordings read from disk one at a time (datasets.Recordings, as make model
+    and train do) gives the weights of training on the same audio held in lists, bit for bit:
+    the lazy reading and the copy-free normalization change nothing but the memory."""
+    from helpers.datasets import Recordings
+
+    train, val = _recordings(3, 800), _recordings(1, 900)
+    rows = []
+    for i, (y, ev) in enumerate(train + val):
+        save_audio(tmp_path / f"r{i}.flac", y, sr=16000)
+        write_labels(ev, tmp_path / f"r{i}.txt")
+        rows.append({"path": str(tmp_path / f"r{i}.flac"), "labels": str(tmp_path / f"r{i}.txt")})
+    on_disk = pd.DataFrame(rows)
+    held = [(y.astype(np.float32), ev) for y, ev in Recordings(on_disk)]   # what the files hold
+    kwargs = dict(epochs=1, copies=1, seed=0, progress=False)
+    a, _ = train_detector(held[:3], held[3:], extra=[held[0]], **kwargs)
+    b, _ = train_detector(Recordings(on_disk.iloc[:3]), Recordings(on_disk.iloc[3:]),
+                          extra=iter([held[0]]), **kwargs)
+    assert a.config.norm_mean == b.config.norm_mean and a.config.norm_std == b.config.norm_std
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_the_converter_is_quiet_unless_it_fails(capfd):
+    """export_litert hides the converter's Python and native output, and shows both when the
+    conversion fails, before the error."""
+    from helpers.models import _converter_quiet
+
+    with _converter_quiet():
+        print("Saved artifact at /tmp/x")
+        os.write(2, b"fully_quantize: 0\n")
+    assert capfd.readouterr() == ("", "")
+    with pytest.raises(RuntimeError, match="conversion failed"):
+        with _converter_quiet():
+            print("what the converter printed")
+            os.write(2, b"what it logged natively\n")
+            raise RuntimeError("conversion failed")
+    err = capfd.readouterr().err
+    assert "what the converter printed" in err and "what it logged natively" in err
+
+
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         Detector.load(tmp_path)
