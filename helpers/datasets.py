@@ -324,13 +324,9 @@ class Recordings(Sequence):
 
     A sequence: ``len``, indexing and iteration, in the manifest's order, as often as needed
     (each pass reads the files again). Training reads its recordings this way; holding an hour
-    and a half of audio at once took notebook 05 close to Binder's 2 GB.
-
-    Examples
-    --------
-    >>> m = synthetic(profile="quick", progress=False)  # doctest: +SKIP
-    >>> recs = Recordings(m[m["split"] == "train"])    # doctest: +SKIP
-    >>> y, events = recs[0]                            # doctest: +SKIP
+    and a half of audio at once took notebook 05 close to Binder's 2 GB. For example
+    ``Recordings(manifest[manifest["split"] == "train"])[0]`` is the first training recording's
+    ``(audio, events)``.
     """
 
     def __init__(self, manifest: pd.DataFrame, *, sr: int = SR):
