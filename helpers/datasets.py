@@ -352,9 +352,7 @@ def load_all(manifest: pd.DataFrame, *, sr: int = SR, progress: bool = False
     from tqdm.auto import tqdm
 
     ys, evs = [], []
-    for _, row in tqdm(manifest.iterrows(), total=len(manifest), desc="loading",
-                       disable=not progress):
-        y, ev = load_recording(row, sr=sr)
+    for y, ev in tqdm(Recordings(manifest, sr=sr), total=len(manifest), desc="loading", disable=not progress):
         ys.append(y)
         evs.append(ev)
     return ys, evs

@@ -30,7 +30,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -389,19 +389,16 @@ def epoch_windows(feats: list[np.ndarray], labs: list[np.ndarray], *, rng: np.ra
     return x, y
 
 
-def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int, seed: int,
-                    progress: bool = False, backgrounds: list[str] | None = None,
-                    ) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+def augmented_items(items: Sequence[tuple[np.ndarray, pd.DataFrame]], *, copies: int, seed: int,
+                    backgrounds: list[str] | None = None) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
     """The recordings, then ``copies`` augmented versions of each (see :mod:`helpers.augment`;
     mixed-in backgrounds drawn from ``backgrounds``, default all families), made one at a time
     as they are consumed (an augmented copy is not kept in memory)."""
-    from tqdm.auto import tqdm
-
     from helpers.augment import augment
 
     rng = np.random.default_rng(seed)
     yield from items
-    for _ in tqdm(range(copies), desc="augmenting", disable=not progress):
+    for _ in range(copies):
         for y, ev in items:
             yield augment(y, ev, rng=rng, backgrounds=backgrounds)
 
@@ -409,12 +406,12 @@ def augmented_items(items: list[tuple[np.ndarray, pd.DataFrame]], *, copies: int
 # ---------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------
-def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple[np.ndarray, pd.DataFrame]],
+def train_detector(train: Sequence[tuple[np.ndarray, pd.DataFrame]], val: Sequence[tuple[np.ndarray, pd.DataFrame]],
                    *, epochs: int = 12, frontend: str = "pcen", copies: int = 2, seed: int = 0,
                    init: "Detector | None" = None, patience: int = 4, batch_size: int = 64,
                    learning_rate: float = 2e-3, time_budget_s: float | None = None,
                    progress: bool = True, verbose: int = 0,
-                   extra: list[tuple[np.ndarray, pd.DataFrame]] | None = None,
+                   extra: Iterable[tuple[np.ndarray, pd.DataFrame]] | None = None,
                    backgrounds: list[str] | None = None,
                    ) -> tuple["Detector", pd.DataFrame]:
     """Train a CRNN detector on recordings with events, keeping the epoch with the best
@@ -437,6 +434,7 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
                       "call helpers.models.serial_ops() before anything runs TensorFlow (or train in a "
                       "fresh process) for the same weights every time", RuntimeWarning, stacklevel=2)
     import keras
+    from tqdm.auto import tqdm
 
     from helpers.evaluate import pooled_onset_scores
     from helpers.events import probabilities_to_events, tune_postprocessing
@@ -445,13 +443,10 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     t_start = time.perf_counter()
     if init is not None:
         frontend = init.config.frontend
-    from tqdm.auto import tqdm
-
+    extra = [] if extra is None else extra
     n_train = len(train)
-    stream = itertools.chain(augmented_items(train, copies=copies, seed=seed, backgrounds=backgrounds),
-                             extra or [])
-    sized = extra is None or isinstance(extra, (list, tuple))
-    total = n_train * (1 + copies) + len(extra or []) if sized else None
+    stream = itertools.chain(augmented_items(train, copies=copies, seed=seed, backgrounds=backgrounds), extra)
+    total = n_train * (1 + copies) + len(extra) if isinstance(extra, Sized) else None
     feats, labs = features_and_labels(tqdm(stream, total=total, desc="features", unit=" recordings",
                                            disable=not progress), frontend=frontend)
     # memory: from here on the features are all that training needs; a caller that passes the
@@ -484,8 +479,10 @@ def train_detector(train: list[tuple[np.ndarray, pd.DataFrame]], val: list[tuple
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.BinaryCrossentropy())
     det = Detector(model, config, backend="keras")
-    val_feats = [det.features(y) for y, _ in val]
-    val_refs = [ev for _, ev in val]
+    val_feats, val_refs = [], []
+    for y, ev in val:                      # one pass: val may be read from disk
+        val_feats.append(det.features(y))
+        val_refs.append(ev)
 
     history = []
     best = (-1.0, None, -1)
@@ -571,6 +568,7 @@ def _converter_quiet() -> Iterator[None]:
     tf_log.setLevel(logging.WARNING)
     sys.stderr.flush()
     saved_fd = os.dup(2)
+    failed = True
     with tempfile.TemporaryFile(mode="w+b") as native:
         os.dup2(native.fileno(), 2)       # the converter's C++ side writes to file descriptor 2
         try:
@@ -578,15 +576,14 @@ def _converter_quiet() -> Iterator[None]:
                 # int8 inputs are not asked for: the model keeps float32 inputs and outputs
                 warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
                 yield
-        except BaseException:
-            os.dup2(saved_fd, 2)
-            native.seek(0)
-            sys.stderr.write(said.getvalue() + native.read().decode(errors="replace"))
-            raise
+            failed = False
         finally:
             os.dup2(saved_fd, 2)
             os.close(saved_fd)
             tf_log.setLevel(level)
+            if failed:
+                native.seek(0)
+                sys.stderr.write(said.getvalue() + native.read().decode(errors="replace"))
 
 
 def export_litert(detector: Detector, representative: list[np.ndarray], *, folder: str | os.PathLike | None = None,

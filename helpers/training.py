@@ -27,12 +27,6 @@ HELDOUT_BACKGROUNDS = ("music", "babble", "rain")
 HELDOUT_AIRLOCKS = ("drip",)
 
 
-def items(manifest: pd.DataFrame) -> datasets.Recordings:
-    """``(audio, events)`` pairs of every row of a manifest, read from disk as they are used
-    (:class:`helpers.datasets.Recordings`)."""
-    return datasets.Recordings(manifest)
-
-
 def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: bool = False
                       ) -> tuple[pd.DataFrame, dict]:
     """Per-recording scores (with the manifest's SNR, backgrounds and airlock) and the
@@ -72,17 +66,17 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     pick = np.random.default_rng(seed).choice(len(main_train) + n_extra, size=min(12, len(main_train) + n_extra),
                                               replace=False)
     representative = [datasets.load_recording(train_m.iloc[i])[0] for i in pick] if export else []
-    val = items(main_set[main_set["split"] == "val"])
+    val = datasets.Recordings(main_set[main_set["split"] == "val"])
     if negatives is None:
         negatives = backgrounds is None or bool(set(backgrounds) & set(recorded.FAMILIES))
     n_hard = prof.train_negatives if negatives else 0
     # the main training recordings get one augmented copy each; the extra ones are variety enough,
     # and the hard negatives (speech or music alone) are trained on as they are.
     # The recordings are read from disk one at a time as training makes its features (memory).
-    det, history = train_detector(items(main_train), val, epochs=prof.train_epochs, copies=1,
+    det, history = train_detector(datasets.Recordings(main_train), val, epochs=prof.train_epochs, copies=1,
                                   seed=seed, time_budget_s=prof.train_budget_s, progress=progress,
                                   frontend=frontend, backgrounds=backgrounds,
-                                  extra=itertools.chain(items(extra) if n_extra else [],
+                                  extra=itertools.chain(datasets.Recordings(extra) if n_extra else [],
                                                         recorded.negatives(n_hard, prof.train_extra_duration_s,
                                                                            seed=seed)))
     train_seconds = time.perf_counter() - t0
