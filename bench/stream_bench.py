@@ -9,7 +9,7 @@ CPU per second of audio
     Live-sized blocks (0.1 s) fed as fast as possible to a :class:`StreamingDetector` with the
     default update period (0.25 s); CPU time of the process (all threads) divided by the audio
     length. The issue's budget: 0.05 s per second of audio (5 % of one core). For the LiteRT
-    int8 model and for Keras.
+    int8 model and for Keras, and for int8 with ``listen --strict`` (the plausibility gate).
 Latency
     Each detected plop matched to a true onset (within 0.1 s): audio latency = audio time when
     the event was emitted − true onset; wall latency = wall-clock time when it was emitted −
@@ -47,6 +47,7 @@ import psutil  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from helpers.autolabel import STRICT_PLAUSIBILITY  # noqa: E402
 from helpers.config import SR  # noqa: E402
 from helpers.models import SHIPPED_MODEL, Detector, export_litert  # noqa: E402
 from helpers.stream import StreamingDetector, run_session  # noqa: E402
@@ -78,8 +79,9 @@ def int8_folder(model: Path, cache: Path) -> Path | None:
 
 
 # ----------------------------------------------------------------------------- CPU
-def cpu_per_audio_second(det: Detector, y: np.ndarray, *, block_s: float, update_s: float) -> dict:
-    sd = StreamingDetector(det, update_s=update_s)
+def cpu_per_audio_second(det: Detector, y: np.ndarray, *, block_s: float, update_s: float,
+                         strict: float | None = None) -> dict:
+    sd = StreamingDetector(det, update_s=update_s, min_plausibility=strict)
     n = int(block_s * SR)
     c0, t0 = time.process_time(), time.perf_counter()
     for i in range(0, len(y), n):
@@ -90,14 +92,15 @@ def cpu_per_audio_second(det: Detector, y: np.ndarray, *, block_s: float, update
     return {"cpu_s_per_audio_s": cpu / seconds, "wall_s_per_audio_s": wall / seconds,
             "model_s_per_audio_s": sd.model_seconds / seconds,
             "frontend_s_per_audio_s": sd.frontend_seconds / seconds,
+            "strict_s_per_audio_s": sd.strict_seconds / seconds,
             "model_runs_per_audio_s": sd.windows_run / seconds, "events": sd.n_events}
 
 
 # ----------------------------------------------------------------------------- latency
 def latency(det: Detector, y: np.ndarray, truth: np.ndarray, *, block_s: float, update_s: float,
-            realtime: bool) -> dict:
+            realtime: bool, strict: float | None = None) -> dict:
     emitted: list[tuple[float, float, float]] = []   # (start, emitted_at audio, wall)
-    sd = StreamingDetector(det, update_s=update_s,
+    sd = StreamingDetector(det, update_s=update_s, min_plausibility=strict,
                            on_event=lambda e: emitted.append((e.start, e.emitted_at, time.monotonic())))
     n = int(block_s * SR)
     t0 = time.monotonic()
@@ -202,15 +205,19 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=ROOT / "build" / "stream_bench")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: cpu, latency, memory")
+    ap.add_argument("--no-strict", action="store_true", help="do not also measure int8 with listen --strict")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
                      "block_s": args.block, "update_s": args.update}
 
-    detectors = {}
+    detectors, strict = {}, {}
     for b in args.backends.split(","):
         folder = int8_folder(args.model, args.cache / "model") if b == "int8" else args.model
         detectors[b] = Detector.load(folder, backend=b)
+    if not args.no_strict and "int8" in detectors:   # listen --strict: the same model and a gate
+        detectors["int8 --strict"] = detectors["int8"]
+        strict["int8 --strict"] = STRICT_PLAUSIBILITY
 
     base, truth = recording(20, 60.0)   # about 28 plops per minute, 15 dB SNR
     print(f"recording: 60 s, {len(truth)} true plops; backends: {', '.join(detectors)}", flush=True)
@@ -219,22 +226,23 @@ def main() -> int:
         y = np.tile(base, int(np.ceil(args.cpu_seconds / 60)))[: int(args.cpu_seconds * SR)]
         results["cpu"] = {}
         for b, det in detectors.items():
-            r = cpu_per_audio_second(det, y, block_s=args.block, update_s=args.update)
+            r = cpu_per_audio_second(det, y, block_s=args.block, update_s=args.update, strict=strict.get(b))
             results["cpu"][b] = r
-            print(f"CPU {b:6s}: {r['cpu_s_per_audio_s']:.4f} s per audio second "
+            print(f"CPU {b}: {r['cpu_s_per_audio_s']:.4f} s per audio second "
                   f"({100 * r['cpu_s_per_audio_s']:.1f} % of one core; model {r['model_s_per_audio_s']:.4f}, "
-                  f"front end {r['frontend_s_per_audio_s']:.4f}; {r['model_runs_per_audio_s']:.1f} model runs/s)",
+                  f"front end {r['frontend_s_per_audio_s']:.4f}, gate {r['strict_s_per_audio_s']:.4f}; "
+                  f"{r['model_runs_per_audio_s']:.1f} model runs/s)",
                   flush=True)
 
     if "latency" not in skip:
         y, tr = recording(27, args.latency_seconds, snr_db=20.0)   # about 75 plops per minute
         results["latency"] = {}
         for b, det in detectors.items():
-            r = latency(det, y, tr, block_s=args.block, update_s=args.update, realtime=True)
+            r = latency(det, y, tr, block_s=args.block, update_s=args.update, realtime=True, strict=strict.get(b))
             results["latency"][b] = r
             g = {k: r.get(k, float("nan")) for k in ("audio_median_s", "audio_p95_s", "audio_max_s",
                                                       "wall_median_s", "wall_p95_s", "wall_max_s")}
-            print(f"latency {b:6s} (real-time feed, {r['matched']} of {r['true_plops']} plops): audio median "
+            print(f"latency {b} (real-time feed, {r['matched']} of {r['true_plops']} plops): audio median "
                   f"{g['audio_median_s']:.2f} s, 95 % {g['audio_p95_s']:.2f} s, max {g['audio_max_s']:.2f} s; "
                   f"wall median {g['wall_median_s']:.2f} s, 95 % {g['wall_p95_s']:.2f} s, "
                   f"max {g['wall_max_s']:.2f} s", flush=True)

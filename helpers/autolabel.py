@@ -108,6 +108,7 @@ import functools
 import logging
 import os
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -774,8 +775,8 @@ def _fine_median(frames: Frames, max_rows: int = 20000) -> np.ndarray:
     return np.median(frames.fine_q[::step], axis=0).astype(np.float32) * _Q
 
 
-def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0.3
-                    ) -> pd.DataFrame:
+def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0.3,
+                    floor: np.ndarray | None = None) -> pd.DataFrame:
     """Measurements of each event on the fine spectrum (250–6500 Hz), for the confidence.
 
     For each event, within ``window_s`` of its onset (or until the next event): ``peak_db``,
@@ -785,6 +786,8 @@ def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0
     per frame; ``narrow``, its height over the bins 4–12 bins beside it; ``attack``, the rise
     of the broadband level at the onset over the 30 ms before; ``rise``, the rise of the
     ridge's own bins (the strongest of three) from 30 ms before its first peak to the peak.
+    Levels are measured over the ``floor``, the fine spectrum's median over ``frames`` unless
+    given (dB per bin: a stream measures against the audio before the event).
 
     Examples
     --------
@@ -793,7 +796,7 @@ def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0
     cols = ["peak_db", "ring", "ring_hz", "decay", "narrow", "attack", "rise"]
     if len(events) == 0:
         return pd.DataFrame(columns=cols, dtype=float)
-    med = _fine_median(frames)
+    med = _fine_median(frames) if floor is None else np.asarray(floor, dtype=np.float32)
     n = frames.n_frames
     win = int(round(window_s / HOP_S))
     onsets = events["frame"].to_numpy(dtype=int)
@@ -939,6 +942,119 @@ def keep_plausible(y: np.ndarray, events: pd.DataFrame, min_plausibility: float 
     """
     events = events.assign(plausibility=plausibility(y, events, sr=sr))
     return events[events["plausibility"] >= min_plausibility].reset_index(drop=True)
+
+
+class PlausibilityGate:
+    """:func:`plausibility` for a stream (``listen --strict``): each event of a live detector
+    waits until it can be measured, then passes (at least ``min_plausibility``) or is dropped.
+
+    Feed every block of the stream's mono 16 kHz audio to :meth:`feed`, and the detector's
+    events, in order, to :meth:`push` as ``(first frame, end frame, probability)`` (10 ms
+    frames) with the detector's settled frame (no later event starts before it); :meth:`finish`
+    ends the audio and releases the rest. An event is measured as offline, over the 0.3 s after
+    its onset or up to the next event's onset, so it comes out about 0.3 s of audio later.
+    One difference from offline: the noise floor is the median fine spectrum of the last
+    ``floor_s`` seconds of audio, refreshed every ``refresh_s`` seconds (offline: the 60 s
+    block around the event), so a value can differ a little from ``detect --strict``'s, most
+    in the first seconds of a stream.
+    Memory: ``floor_s`` seconds of fine frames (0.4 KB each; 2.4 MB for a minute).
+
+    Examples
+    --------
+    >>> from helpers.synth import synthesize_recording
+    >>> rec = synthesize_recording(seed=11, duration_s=10.0, sr=16000, snr_db=25.0)
+    >>> gate = PlausibilityGate()
+    >>> gate.feed(rec.audio); gate.finish()
+    >>> onsets = (rec.events["start"] / HOP_S).round().astype(int)
+    >>> kept = gate.push([(a, a + 5, 0.9) for a in onsets], settled=np.inf)
+    >>> len(kept) == len(onsets), gate.dropped
+    (True, 0)
+    """
+
+    def __init__(self, min_plausibility: float = STRICT_PLAUSIBILITY, *, floor_s: float = 60.0,
+                 refresh_s: float = 5.0):
+        if not (np.isfinite(min_plausibility) and floor_s > 0 and refresh_s > 0):
+            raise ValueError("need a finite min_plausibility and floor_s, refresh_s > 0 seconds")
+        self.min_plausibility = float(min_plausibility)
+        self._maker = _FrameMaker()
+        self._cap = max(int(round(floor_s / HOP_S)), 64)
+        self._ring = np.zeros((self._cap, _FINE_HI - _FINE_LO), dtype=np.int16)
+        self.frames = 0                    # frames made so far
+        self._final = False
+        self._refresh = max(int(round(refresh_s / HOP_S)), 1)
+        self._floor: np.ndarray | None = None
+        self._floor_at = 0
+        self._win = int(round(0.3 / HOP_S))   # describe_events' window
+        self._pending: deque = deque()
+        self.measured = 0
+        self.dropped = 0
+
+    @property
+    def settled_frame(self) -> float:
+        """Every event starting before this frame has been released or dropped."""
+        return self._pending[0][0] if self._pending else np.inf
+
+    def feed(self, block: np.ndarray) -> None:
+        """The next samples of the stream (mono float32 at 16 kHz)."""
+        if self._final:
+            raise RuntimeError("the gate's audio has ended (finish was called)")
+        self._store(self._maker.feed(np.asarray(block, dtype=np.float32).reshape(-1))[1])
+
+    def finish(self) -> None:
+        """End of the audio: the last frames (padded as offline)."""
+        if not self._final:
+            self._store(self._maker.feed(np.zeros(0, np.float32), last=True)[1])
+            self._final = True
+
+    def _store(self, fine: np.ndarray) -> None:
+        fine = fine[-self._cap:]
+        skipped = max(len(fine) - self._cap, 0)
+        idx = (self.frames + skipped + np.arange(len(fine))) % self._cap
+        self._ring[idx] = fine
+        self.frames += len(fine) + skipped
+
+    def push(self, events: Iterable[tuple[int, int, float]], *, settled: float
+             ) -> list[tuple[int, int, float, float]]:
+        """Add the detector's new events; returns those now measured and plausible enough, as
+        ``(first frame, end frame, probability, plausibility)``."""
+        self._pending.extend((int(a), int(b), float(p)) for a, b, p in events)
+        out = []
+        while self._pending:
+            a = self._pending[0][0]
+            nxt = self._pending[1][0] if len(self._pending) > 1 else None
+            if nxt is None and not self._final and settled < a + self._win:
+                break                      # the next event may still start inside the window
+            stop = a + self._win if nxt is None else min(a + self._win, nxt)
+            if self._final:
+                stop = min(stop, self.frames)
+            elif self.frames < stop:
+                break                      # its audio has not all arrived
+            a0, b0, p = self._pending.popleft()
+            value = self._measure(a0, stop)
+            self.measured += 1
+            if value >= self.min_plausibility:
+                out.append((a0, b0, p, value))
+            else:
+                self.dropped += 1
+        return out
+
+    @staticmethod
+    def _noise_floor(fine_q: np.ndarray) -> np.ndarray:
+        """The floor of the frames kept (in no particular order): their median, in dB."""
+        return np.median(fine_q, axis=0).astype(np.float32) * _Q
+
+    def _measure(self, a: int, stop: int) -> float:
+        lo = max(a - 3, 0)
+        if a >= self.frames or lo < self.frames - self._cap:
+            return 0.0                     # no audio at its onset (past the end, or too long ago)
+        # refreshed every refresh_s, and sooner while the audio so far is short (it doubles)
+        if self._floor is None or self.frames - self._floor_at >= min(self._refresh, self._floor_at):
+            self._floor = self._noise_floor(self._ring[: min(self.frames, self._cap)])
+            self._floor_at = self.frames
+        fine = self._ring[np.arange(lo, stop) % self._cap]
+        fr = Frames(np.zeros((len(fine), 0), np.float32), fine, len(fine) * HOP_S, np.zeros(len(fine), np.float32))
+        desc = describe_events(fr, pd.DataFrame({"frame": [a - lo]}), floor=self._floor)
+        return float(event_confidence(desc)[0])
 
 
 # ---------------------------------------------------------------------------------------

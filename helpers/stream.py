@@ -344,13 +344,15 @@ class Event:
     """One plop found by the streaming detector (times in seconds of audio).
 
     ``emitted_at`` is the audio time when it was emitted (``emitted_at - start`` is the
-    latency in audio time).
+    latency in audio time); ``plausibility`` is its second opinion in strict mode
+    (:class:`helpers.autolabel.PlausibilityGate`), None otherwise.
     """
 
     start: float
     end: float
     probability: float
     emitted_at: float
+    plausibility: float | None = None
 
 
 def measure_lookahead(predict: Callable[[np.ndarray], np.ndarray], *, probes: tuple[int, ...] = (60, 130),
@@ -488,6 +490,12 @@ class StreamingDetector:
         labels of a whole session, not for listening.
     on_event
         Called with each :class:`Event` as soon as it is final.
+    min_plausibility
+        Strict mode (``listen --strict``, like ``detect --strict``): each event also needs
+        this :func:`plausibility <helpers.autolabel.plausibility>`, measured by a
+        :class:`helpers.autolabel.PlausibilityGate` on the audio around it (0.3 s more
+        latency; the noise floor of the last minute instead of offline's 60 s block, so a
+        borderline event can go the other way). :attr:`dropped` counts those it drops.
 
     Feed mono float32 blocks at 16 kHz of any size to :meth:`process`; call :meth:`flush`
     at the end. Memory is bounded: a ring of frames, the front end's last samples and the
@@ -506,7 +514,7 @@ class StreamingDetector:
 
     def __init__(self, detector=None, *, model: str | os.PathLike | None = None, backend: str = "auto",
                  update_s: float = UPDATE_S, keep_events: bool = False,
-                 on_event: Callable[[Event], Any] | None = None):
+                 on_event: Callable[[Event], Any] | None = None, min_plausibility: float | None = None):
         if detector is None:
             from helpers.models import Detector
 
@@ -526,10 +534,16 @@ class StreamingDetector:
         self._frontend = Frontend(kind=detector.config.frontend)
         self._ring = FrameRing(_RING_FRAMES, N_MELS)
         self._tracker = EventTracker(hop_s=HOP_S, **detector.config.postprocess)
+        self._gate = None
+        if min_plausibility is not None:
+            from helpers.autolabel import PlausibilityGate
+
+            self._gate = PlausibilityGate(min_plausibility)
+        self.strict_seconds = 0.0
         self._next = 0            # first frame whose probability has not been computed
         self._samples = 0
         self._flushed = False
-        self._kept = (array("d"), array("d"), array("d"))
+        self._kept = (array("d"), array("d"), array("d"), array("d"))
         self.n_events = 0
         self.windows_run = 0
         self.model_seconds = 0.0
@@ -546,7 +560,20 @@ class StreamingDetector:
         """Every event that starts before this time (s) has been emitted."""
         if self._flushed:
             return math.inf
-        return self._tracker.settled_frame * HOP_S
+        frame = self._tracker.settled_frame
+        if self._gate is not None:
+            frame = min(frame, self._gate.settled_frame)
+        return frame * HOP_S
+
+    @property
+    def strict(self) -> bool:
+        """Whether events need a plausibility too (``min_plausibility``)."""
+        return self._gate is not None
+
+    @property
+    def dropped(self) -> int:
+        """Events the strict mode dropped (0 without it)."""
+        return self._gate.dropped if self._gate is not None else 0
 
     @property
     def frames_final(self) -> int:
@@ -554,14 +581,18 @@ class StreamingDetector:
         return self._next
 
     def events(self) -> pd.DataFrame:
-        """Every event so far (``keep_events=True``), like :meth:`Detector.detect`."""
+        """Every event so far (``keep_events=True``), like :meth:`Detector.detect` (in strict
+        mode with its ``plausibility`` column, like ``detect(..., min_plausibility=...)``)."""
         if not self.keep_events:
             raise ValueError("create the StreamingDetector with keep_events=True to keep the events")
-        starts, ends, probs = (np.frombuffer(a, dtype=np.float64) if len(a) else np.zeros(0)
-                               for a in self._kept)
-        return pd.DataFrame({"start": starts.copy(), "end": ends.copy(),
-                             "label": pd.Series([PLOP_LABEL] * len(starts), dtype=str),
-                             "probability": probs.copy()})
+        starts, ends, probs, plaus = (np.frombuffer(a, dtype=np.float64) if len(a) else np.zeros(0)
+                                      for a in self._kept)
+        table = pd.DataFrame({"start": starts.copy(), "end": ends.copy(),
+                              "label": pd.Series([PLOP_LABEL] * len(starts), dtype=str),
+                              "probability": probs.copy()})
+        if self._gate is not None:
+            table["plausibility"] = plaus.copy()
+        return table
 
     # -- feeding ----------------------------------------------------------------------
     def process(self, block: np.ndarray) -> list[Event]:
@@ -577,6 +608,10 @@ class StreamingDetector:
             t0 = time.perf_counter()
             frames = self._frontend.process(part)
             self.frontend_seconds += time.perf_counter() - t0
+            if self._gate is not None:
+                t0 = time.perf_counter()
+                self._gate.feed(part)
+                self.strict_seconds += time.perf_counter() - t0
             self._append(frames)
             out += self._advance(final=False)
         return out
@@ -588,9 +623,11 @@ class StreamingDetector:
         t0 = time.perf_counter()
         frames = self._frontend.flush()
         self.frontend_seconds += time.perf_counter() - t0
+        if self._gate is not None:
+            self._gate.finish()
         self._append(frames)
         out = self._advance(final=True)
-        out += self._emit(self._tracker.close())
+        out += self._emit(self._tracker.close(), final=True)
         self._flushed = True
         return out
 
@@ -630,14 +667,20 @@ class StreamingDetector:
         self._ring.discard(window_start_for(self._next))
         return self._emit(self._tracker.push(curve))
 
-    def _emit(self, found: list[tuple[int, int, float]]) -> list[Event]:
+    def _emit(self, found: list[tuple[int, int, float]], *, final: bool = False) -> list[Event]:
+        if self._gate is None:
+            passed = [(a, b, p, None) for a, b, p in found]
+        else:
+            t0 = time.perf_counter()
+            passed = self._gate.push(found, settled=math.inf if final else self._tracker.settled_frame)
+            self.strict_seconds += time.perf_counter() - t0
         events = []
-        for start, end, peak in found:
-            ev = Event(start * HOP_S, end * HOP_S, peak, self.time_s)
+        for start, end, peak, plausible in passed:
+            ev = Event(start * HOP_S, end * HOP_S, peak, self.time_s, plausible)
             events.append(ev)
             self.n_events += 1
             if self.keep_events:
-                for arr, v in zip(self._kept, (ev.start, ev.end, ev.probability)):
+                for arr, v in zip(self._kept, (ev.start, ev.end, ev.probability, plausible or 0.0)):
                     arr.append(v)
             if self.on_event is not None:
                 self.on_event(ev)
@@ -1246,10 +1289,12 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
     def event_line(ev: Event) -> None:
         rolling.add(ev.start)
         if logf:
-            logf.row("plop", ev.emitted_at, start_s=ev.start, end_s=ev.end, probability=ev.probability)
+            logf.row("plop", ev.emitted_at, start_s=ev.start, end_s=ev.end, probability=ev.probability,
+                     detail=None if ev.plausibility is None else f"plausibility {ev.plausibility:.3f}")
         if not quiet:
             stamp = datetime.now().strftime("%H:%M:%S  ") if wall else ""
-            say(f"{stamp}{_clock(ev.start)}  plop  p={ev.probability:.2f}")
+            second = "" if ev.plausibility is None else f"  plausibility {ev.plausibility:.2f}"
+            say(f"{stamp}{_clock(ev.start)}  plop  p={ev.probability:.2f}{second}")
         if on_event is not None:
             on_event(ev)
 
@@ -1350,7 +1395,8 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
             name = f"{name}-{started.strftime('%Y%m%d-%H%M%S')}"
         labels_path = write_labels(detector.events(), Path(out_dir) / f"{name}.txt")
     summary = {"reason": reason, "status": status, "audio_s": detector.time_s, "wall_s": wall_s,
-               "cpu_s": cpu_s, "events": detector.n_events, "last_report": last_report,
+               "cpu_s": cpu_s, "events": detector.n_events, "dropped": detector.dropped,
+               "strict": detector.strict, "last_report": last_report,
                "final": final, "overflows": int(getattr(source, "overflows", 0)),
                "labels": str(labels_path) if labels_path else None,
                "log": str(log) if log is not None else None,
@@ -1379,7 +1425,8 @@ def _summary_lines(s: dict, source) -> list[str]:
     speed = s["audio_s"] / s["wall_s"] if s["wall_s"] > 0 else math.inf
     lines = [f"stopped: {s['reason']} after {_clock(s['audio_s'])} of audio "
              f"({s['wall_s']:.1f} s, {speed:.0f}× real time, CPU {s['cpu_s']:.1f} s)",
-             f"plops: {s['events']}"]
+             f"plops: {s['events']}" + (f" ({s['dropped']} more dropped by --strict as implausible)"
+                                        if s.get("strict") else "")]
     f = s["final"]
     if f:
         lines[-1] += (f"; BPM over the last {f['window_s']:.0f} s: {_num(f['bpm'])} "
@@ -1476,13 +1523,16 @@ def _cmd_listen(args) -> int:
         source = Microphone(dev, rate=args.device_rate, block_s=block or LIVE_BLOCK_S, max_s=args.duration,
                             stall_s=args.stall_timeout)
 
+    from helpers.autolabel import STRICT_PLAUSIBILITY
+
     det = StreamingDetector(model=args.model, backend=args.backend, update_s=args.update,
-                            keep_events=args.out is not None)
+                            keep_events=args.out is not None,
+                            min_plausibility=STRICT_PLAUSIBILITY if args.strict else None)
     if isinstance(source, Microphone):
         source.open()
     where = det.detector.path
     print(f"listening to {source.description} with the {det.backend} model "
-          f"({where}); Ctrl-C ends", file=sys.stderr, flush=True)
+          f"({where}{', strict' if args.strict else ''}); Ctrl-C ends", file=sys.stderr, flush=True)
 
     stop = threading.Event()
     handlers = {}
@@ -1546,6 +1596,9 @@ def add_parser(sub) -> None:
                      help="auto (default): LiteRT int8 when exported, else Keras")
     det.add_argument("--update", type=float, default=UPDATE_S, metavar="S",
                      help=f"run the model every S seconds of audio: latency vs CPU ({UPDATE_S})")
+    det.add_argument("--strict", action="store_true",
+                     help="like detect --strict: keep only the plops that also ring like a bubble "
+                          "(plausibility >= 0.5; 0.3 s more latency)")
     out = p.add_argument_group("outputs")
     out.add_argument("--quiet", action="store_true", help="print the BPM reports only")
     out.add_argument("--bpm-window", type=float, default=300.0, metavar="S", help="BPM of the last S seconds (300)")

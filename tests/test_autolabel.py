@@ -328,6 +328,80 @@ def test_plausibility_is_high_at_plops_and_low_in_plain_background(easy, monkeyp
     assert al.plausibility(y, truth.iloc[:0]).shape == (0,)
 
 
+def _gate_run(y, onsets, *, block, latency=150, **options):
+    """Stream ``y`` through a PlausibilityGate in blocks, pushing each onset (frame) about
+    ``latency`` frames after it, as a live detector would; returns {onset: plausibility}."""
+    gate = al.PlausibilityGate(**options)
+    out, k = {}, 0
+    for i in range(0, len(y), block):
+        gate.feed(y[i:i + block])
+        now = (i + block) // 160
+        new = []
+        while k < len(onsets) and onsets[k] + latency <= now:
+            new.append((onsets[k], onsets[k] + 5, 0.9))
+            k += 1
+        out.update({a: v for a, _, _, v in gate.push(new, settled=now - latency)})
+    gate.finish()
+    out.update({a: v for a, _, _, v in gate.push([(a, a + 5, 0.9) for a in onsets[k:]], settled=np.inf)})
+    return gate, out
+
+
+@pytest.mark.parametrize("block", [160, 1600, 50_000])
+def test_the_stream_gate_measures_like_plausibility(easy, monkeypatch, block):
+    """``listen --strict``: the gate gives each event :func:`plausibility`'s value, whatever
+    the blocks, once the noise floor is the same (here: of the whole recording), keeps the
+    plops, drops the events in plain background, and waits for an event's 0.3 s of audio and
+    for the next event before measuring."""
+    y, truth = easy
+    starts = truth["start"].to_numpy()
+    quiet = [t for t in np.arange(0.5, len(y) / SR - 0.5, 0.25) if np.min(np.abs(starts - t)) > 0.6]
+    onsets = np.unique(np.round(np.r_[starts, quiet] / al.HOP_S).astype(int))
+    events = pd.DataFrame({"start": onsets * al.HOP_S})
+    floor = al._fine_median(al.frame_features(y))
+    monkeypatch.setattr(al, "_fine_median", lambda frames, max_rows=20000: floor)
+    ref = al.plausibility(y, events, block_s=1e6)
+    monkeypatch.setattr(al.PlausibilityGate, "_noise_floor", staticmethod(lambda fine_q: floor))
+    gate, got = _gate_run(y, onsets, block=block)
+    monkeypatch.undo()
+    kept = ref >= al.STRICT_PLAUSIBILITY
+    assert sorted(got) == onsets[kept].tolist()
+    assert gate.dropped == (~kept).sum() and gate.measured == len(onsets)
+    np.testing.assert_allclose([got[a] for a in onsets[kept]], ref[kept], atol=1e-6)
+    assert set(np.round(starts / al.HOP_S).astype(int)) <= set(got) and len(quiet) >= 3
+
+    # with its own floor (the audio so far) the decisions are the same in this steady background
+    _, own = _gate_run(y, onsets, block=block)
+    assert sorted(own) == sorted(got)
+    assert max(abs(own[a] - got[a]) for a in got) < 0.1
+
+    # an event waits for its 0.3 s of audio, and for the detector to rule out a next event
+    gate = al.PlausibilityGate()
+    a = int(onsets[0])
+    gate.feed(y[: (a + 20) * 160])
+    assert gate.push([(a, a + 5, 0.9)], settled=a + 40) == [] and gate.settled_frame == a
+    gate.feed(y[(a + 20) * 160: (a + 40) * 160])
+    assert gate.push([], settled=a + 10) == []                 # a next event may still come
+    assert len(gate.push([], settled=a + 40)) == int(a in got)
+    assert gate.settled_frame == np.inf
+
+
+def test_the_stream_gate_keeps_its_memory_bounded():
+    """A minute of floor is all it keeps; an event whose onset is older than that is dropped
+    (it is not a plop: an event lasting over a minute), not measured on other audio."""
+    rng = np.random.default_rng(0)
+    gate = al.PlausibilityGate(floor_s=2.0)
+    for _ in range(30):
+        gate.feed((0.01 * rng.standard_normal(16000)).astype(np.float32))
+    assert gate._ring.shape == (200, 200) and gate.frames == 30 * 100 - 1   # the last needs more
+    assert gate.push([(100, 2900, 0.9)], settled=3000) == [] and gate.dropped == 1
+    gate.finish()
+    assert gate.frames == 1 + 30 * 16000 // 160                           # as offline
+    with pytest.raises(RuntimeError, match="finish"):
+        gate.feed(np.zeros(10, np.float32))
+    with pytest.raises(ValueError):
+        al.PlausibilityGate(floor_s=0)
+
+
 def test_rise_tells_a_ringing_bubble_from_a_tone_that_swells():
     """``rise``: a bubble's ring appears at once at its own frequency; a note that swells over
     250 ms rises slowly there. Real synthesized plops against a 1 kHz tone with a slow onset in

@@ -233,6 +233,56 @@ def test_streaming_gives_the_offline_events_of_each_backend(busy, backend):
     assert_same_events(sd.events(), det.detect(y))
 
 
+@pytest.fixture(scope="module")
+def talking(manifest, tmp_path_factory):
+    """A real busy recording with recorded speech (a voice the model never trained on) mixed in
+    at 0 dB: the detector fires on some syllables that ``--strict`` drops. Written to a file."""
+    from helpers.augment import add_at_snr
+    from helpers.backgrounds import excerpt
+    from helpers.datasets import load_recording
+
+    y, ev = load_recording(manifest.loc["synth_008"].to_dict() | {"recording": "synth_008"})
+    z = add_at_snr(y, ev, excerpt("speech", np.random.default_rng(0), len(y), split="eval"), snr_db=0)
+    path = tmp_path_factory.mktemp("talking") / "talking.wav"
+    sf.write(path, z, SR, subtype="FLOAT")
+    return path, load_audio(path)
+
+
+def test_strict_streaming_keeps_what_detect_strict_keeps(detector, talking):
+    """``listen --strict``: the stream's events need the same plausibility as ``detect
+    --strict``'s. Given the audio at once, the same events and values; live (0.1 s blocks) its
+    noise floor is the audio so far, so only borderline events may go the other way."""
+    _, z = talking
+    plain = detector.detect(z)
+    ref = detector.detect(z, min_plausibility=0.5)
+    assert len(plain) - len(ref) >= 2, "the talking should fool the detector a few times"
+    sd = StreamingDetector(detector, keep_events=True, min_plausibility=0.5)
+    sd.process(z)
+    sd.flush()
+    assert_same_events(sd.events(), ref)
+    np.testing.assert_allclose(sd.events()["plausibility"], ref["plausibility"], atol=0.01)
+    assert sd.dropped == len(plain) - len(ref) and sd.strict
+
+    sd = StreamingDetector(detector, keep_events=True, min_plausibility=0.5)
+    live = []
+    for i in range(0, len(z), 1600):
+        live += sd.process(z[i:i + 1600])
+    before_flush = len(live)
+    live += sd.flush()
+    got = sd.events()
+    assert sd.n_events + sd.dropped == len(plain)
+    assert [e.plausibility for e in live] == got["plausibility"].tolist()
+    assert (got["plausibility"] >= 0.5).all()
+    # the decisions that differ from offline are borderline ones
+    from helpers.autolabel import plausibility
+    offline = pd.Series(plausibility(z, plain), index=plain["start"].round(2))
+    differ = set(got["start"].round(2)) ^ set(ref["start"].round(2))
+    assert len(differ) <= 3 and all(abs(offline[t] - 0.5) < 0.15 for t in differ), differ
+    # each plop is out 0.3 s (its measuring window) later than without the gate, within 1.35 s
+    latency = np.array([e.emitted_at - e.start for e in live[:before_flush]])
+    assert before_flush >= len(got) - 2 and latency.max() <= 1.35, latency.max()
+
+
 # ----------------------------------------------------------------------------- the command line
 def test_listen_file_prints_logs_and_writes_the_offline_labels(busy, busy_ref, tmp_path, capsys):
     path, _ = busy
@@ -263,6 +313,29 @@ def test_listen_file_prints_logs_and_writes_the_offline_labels(busy, busy_ref, t
     assert out.count(" plop ") == 0 and out.count(" BPM ") == 2
     rows = pd.read_csv(log)
     assert rows["session"].nunique() == 2 or len(rows) > 2 * len(ref)
+
+
+def test_listen_strict_writes_the_labels_of_detect_strict(talking, tmp_path, capsys):
+    """``listen --strict --file`` (read in 30 s blocks: this file at once) writes the labels
+    ``detect --strict`` writes, prints each plop's plausibility and logs it, and says how many
+    detections it dropped."""
+    path, _ = talking
+    assert main(["detect", str(path), "--strict", "--out", str(tmp_path / "offline")]) == 0
+    capsys.readouterr()
+    log = tmp_path / "log.csv"
+    assert main(["listen", "--file", str(path), "--strict", "--out", str(tmp_path / "live"),
+                 "--log", str(log)]) == 0
+    out, err = capsys.readouterr()
+    ref = read_labels(tmp_path / "offline" / f"{path.stem}.txt")
+    assert_same_events(read_labels(tmp_path / "live" / f"{path.stem}.txt"), ref, tol=HOP_S + 1e-5)
+    plops = [line for line in out.splitlines() if " plop " in line]
+    assert len(plops) == len(ref) and all("plausibility 0." in line or "plausibility 1." in line
+                                          for line in plops)
+    dropped = int(err.split("plops: ")[1].split("(")[1].split()[0])
+    assert dropped >= 2 and "dropped by --strict" in err and ", strict)" in err
+    rows = pd.read_csv(log)
+    details = rows.loc[rows["kind"] == "plop", "detail"]
+    assert len(details) == len(ref) and details.str.match(r"plausibility [01]\.\d{3}$").all()
 
 
 def test_listen_realtime_paces_the_file(tmp_path, capsys):
