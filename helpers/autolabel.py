@@ -1007,8 +1007,8 @@ class PlausibilityGate:
             self._final = True
 
     def _store(self, fine: np.ndarray) -> None:
-        fine = fine[-self._cap:]
-        skipped = max(len(fine) - self._cap, 0)
+        skipped = max(len(fine) - self._cap, 0)    # older than the ring holds
+        fine = fine[skipped:]
         idx = (self.frames + skipped + np.arange(len(fine))) % self._cap
         self._ring[idx] = fine
         self.frames += len(fine) + skipped
@@ -1022,7 +1022,7 @@ class PlausibilityGate:
         while self._pending:
             a = self._pending[0][0]
             nxt = self._pending[1][0] if len(self._pending) > 1 else None
-            if nxt is None and not self._final and settled < a + self._win:
+            if nxt is None and settled < a + self._win:
                 break                      # the next event may still start inside the window
             stop = a + self._win if nxt is None else min(a + self._win, nxt)
             if self._final:

@@ -383,6 +383,13 @@ def test_the_stream_gate_measures_like_plausibility(easy, monkeypatch, block):
     assert gate.push([], settled=a + 10) == []                 # a next event may still come
     assert len(gate.push([], settled=a + 40)) == int(a in got)
     assert gate.settled_frame == np.inf
+    # at the end of the audio it still waits for the detector's last word (its closing event)
+    gate = al.PlausibilityGate()
+    gate.feed(y[: (a + 10) * 160])
+    gate.finish()
+    assert gate.push([(a, a + 5, 0.9)], settled=a + 5) == [] and gate.measured == 0
+    gate.push([], settled=np.inf)
+    assert gate.measured == 1 and gate.settled_frame == np.inf
 
 
 def test_the_stream_gate_keeps_its_memory_bounded():
@@ -396,6 +403,12 @@ def test_the_stream_gate_keeps_its_memory_bounded():
     assert gate.push([(100, 2900, 0.9)], settled=3000) == [] and gate.dropped == 1
     gate.finish()
     assert gate.frames == 1 + 30 * 16000 // 160                           # as offline
+    # a block longer than the ring: the frames are counted, the newest kept
+    y = (0.01 * rng.standard_normal(5 * 16000)).astype(np.float32)
+    big = al.PlausibilityGate(floor_s=2.0)
+    big.feed(y)
+    assert big.frames == 499
+    np.testing.assert_array_equal(big._ring[np.arange(299, 499) % 200], al.frame_features(y).fine_q[299:499])
     with pytest.raises(RuntimeError, match="finish"):
         gate.feed(np.zeros(10, np.float32))
     with pytest.raises(ValueError):
