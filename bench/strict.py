@@ -12,6 +12,13 @@ false plops on the unseen recordings by background family. The README's ``--stri
     .venv/bin/python bench/strict.py
 
 (about 20 s on two CPUs; the held-out model must exist: ``make model`` makes it).
+
+With ``--live`` it also streams recordings through ``listen --strict``'s detector
+(:class:`helpers.stream.StreamingDetector` with ``min_plausibility``, 0.1 s blocks) and counts
+the decisions that differ from ``detect --strict``'s (the README's agreement figures; about
+2 minutes more): the shipped model on the test split and on the held-out unseen recordings,
+and on a 3-minute file made of the quick set's first nine recordings, each with another voice
+mixed in (the background changes every 20 s).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--thresholds", default="0,0.3,0.4,0.5,0.6", help="minimum plausibility, comma-separated")
+    p.add_argument("--live", action="store_true", help="also compare listen --strict with detect --strict")
     args = p.parse_args()
 
     import pandas as pd
@@ -78,6 +86,50 @@ def main() -> None:
         parts = ", ".join(f"{f} {int(sum(n for n, fs in zip(fp, families) if f in fs))}" for f in names)
         print(f"held-out model, unseen, false plops at min plausibility {threshold}: {parts} "
               f"(of {int(fp.sum())} in all)")
+    if args.live:
+        live_against_offline(shipped, {"test split": main_set[main_set["split"] == "test"],
+                                       "held-out unseen": unseen})
+
+
+def live_against_offline(det, manifests: dict) -> None:
+    """``listen --strict`` (0.1 s blocks) against ``detect --strict``: the detections that one
+    keeps and the other does not, with their offline plausibility."""
+    import numpy as np
+
+    from helpers import datasets
+    from helpers.augment import add_at_snr
+    from helpers.autolabel import STRICT_PLAUSIBILITY, plausibility
+    from helpers.backgrounds import excerpt
+    from helpers.stream import StreamingDetector
+
+    def differ(y: np.ndarray) -> tuple[int, list[float]]:
+        plain = det.detect(y)
+        offline = plausibility(y, plain)
+        sd = StreamingDetector(det, keep_events=True, min_plausibility=STRICT_PLAUSIBILITY)
+        for i in range(0, len(y), 1600):
+            sd.process(y[i:i + 1600])
+        sd.flush()
+        live = set(np.round(sd.events()["start"].to_numpy() / 0.01).astype(int))
+        onsets = np.round(plain["start"].to_numpy() / 0.01).astype(int)
+        other = [float(v) for o, v in zip(onsets, offline) if (o in live) != (v >= STRICT_PLAUSIBILITY)]
+        return len(plain), other
+
+    signals = {name: [datasets.load_recording(r)[0] for _, r in m.iterrows()] for name, m in manifests.items()}
+    quick = datasets.synthetic(profile="quick", progress=False)
+    rng = np.random.default_rng(0)
+    parts = []
+    for _, r in quick.iloc[:9].iterrows():
+        y, ev = datasets.load_recording(r)
+        parts.append(add_at_snr(y, ev, excerpt("speech", rng, len(y), split="eval"), snr_db=float(rng.uniform(-3, 10))))
+    signals["3 min, nine recordings with voices"] = [np.concatenate(parts).astype(np.float32)]
+    for name, ys in signals.items():
+        total, other = 0, []
+        for y in ys:
+            n, o = differ(y)
+            total += n
+            other += o
+        span = f" (offline plausibility {min(other):.2f}–{max(other):.2f})" if other else ""
+        print(f"listen --strict against detect --strict, {name}: {len(other)} of {total} decisions differ{span}")
 
 
 if __name__ == "__main__":

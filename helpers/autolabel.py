@@ -787,7 +787,7 @@ def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0
     of the broadband level at the onset over the 30 ms before; ``rise``, the rise of the
     ridge's own bins (the strongest of three) from 30 ms before its first peak to the peak.
     Levels are measured over the ``floor``, the fine spectrum's median over ``frames`` unless
-    given (dB per bin: a stream measures against the audio before the event).
+    given (dB per bin: a stream measures against the last minute of audio it has).
 
     Examples
     --------
@@ -954,10 +954,13 @@ class PlausibilityGate:
     ends the audio and releases the rest. An event is measured as offline, over the 0.3 s after
     its onset or up to the next event's onset, so it comes out about 0.3 s of audio later.
     One difference from offline: the noise floor is the median fine spectrum of the last
-    ``floor_s`` seconds of audio, refreshed every ``refresh_s`` seconds (offline: the 60 s
-    block around the event), so a value can differ a little from ``detect --strict``'s, most
-    in the first seconds of a stream.
-    Memory: ``floor_s`` seconds of fine frames (0.4 KB each; 2.4 MB for a minute).
+    ``floor_s`` seconds of audio up to the measurement, refreshed every ``refresh_s`` seconds
+    (offline: of the 60 s block around the event). In a steady background the values are
+    nearly those of ``detect --strict``; where the background changes (a voice starts, the
+    first seconds of a stream) they can differ by a few tenths, and an event near the
+    threshold can go the other way.
+    Memory: ``floor_s`` seconds of fine frames (0.4 KB each; 2.4 MB for a minute), and the
+    frames of an event the detector keeps waiting on.
 
     Examples
     --------
@@ -1017,23 +1020,27 @@ class PlausibilityGate:
              ) -> list[tuple[int, int, float, float]]:
         """Add the detector's new events; returns those now measured and plausible enough, as
         ``(first frame, end frame, probability, plausibility)``."""
-        self._pending.extend((int(a), int(b), float(p)) for a, b, p in events)
+        self._pending.extend([int(a), int(b), float(p), None] for a, b, p in events)
         out = []
         while self._pending:
-            a = self._pending[0][0]
+            event = self._pending[0]
+            a = event[0]
             nxt = self._pending[1][0] if len(self._pending) > 1 else None
             if nxt is None and settled < a + self._win:
-                break                      # the next event may still start inside the window
-            stop = a + self._win if nxt is None else min(a + self._win, nxt)
+                # the next event may still start inside the window: keep this one's audio, for
+                # the detector may take long to decide (a sound that keeps it on for minutes)
+                self._snapshot(event)
+                break
+            stop = max(a + self._win if nxt is None else min(a + self._win, nxt), a + 1)
             if self._final:
                 stop = min(stop, self.frames)
             elif self.frames < stop:
                 break                      # its audio has not all arrived
-            a0, b0, p = self._pending.popleft()
-            value = self._measure(a0, stop)
+            self._pending.popleft()
+            value = self._measure(event, stop)
             self.measured += 1
             if value >= self.min_plausibility:
-                out.append((a0, b0, p, value))
+                out.append((a, event[1], event[2], value))
             else:
                 self.dropped += 1
         return out
@@ -1043,17 +1050,32 @@ class PlausibilityGate:
         """The floor of the frames kept (in no particular order): their median, in dB."""
         return np.median(fine_q, axis=0).astype(np.float32) * _Q
 
-    def _measure(self, a: int, stop: int) -> float:
-        lo = max(a - 3, 0)
-        if a >= self.frames or lo < self.frames - self._cap:
-            return 0.0                     # no audio at its onset (past the end, or too long ago)
+    def _current_floor(self) -> np.ndarray:
         # refreshed every refresh_s, and sooner while the audio so far is short (it doubles)
         if self._floor is None or self.frames - self._floor_at >= min(self._refresh, self._floor_at):
             self._floor = self._noise_floor(self._ring[: min(self.frames, self._cap)])
             self._floor_at = self.frames
-        fine = self._ring[np.arange(lo, stop) % self._cap]
+        return self._floor
+
+    def _snapshot(self, event: list) -> None:
+        """Copy an event's frames (3 before its onset to the end of its window) and the floor,
+        once they have all arrived: 13 KB, measured later whatever the ring holds by then."""
+        a = event[0]
+        lo, hi = max(a - 3, 0), a + self._win
+        if event[3] is None and self.frames >= hi and lo >= self.frames - self._cap:
+            event[3] = (self._ring[np.arange(lo, hi) % self._cap].copy(), self._current_floor())
+
+    def _measure(self, event: list, stop: int) -> float:
+        a = event[0]
+        lo = max(a - 3, 0)
+        if event[3] is not None:
+            fine, floor = event[3][0][: stop - lo], event[3][1]
+        elif a >= self.frames or lo < self.frames - self._cap:
+            return 0.0                     # no audio at its onset (past the end, or gone long ago)
+        else:
+            fine, floor = self._ring[np.arange(lo, stop) % self._cap], self._current_floor()
         fr = Frames(np.zeros((len(fine), 0), np.float32), fine, len(fine) * HOP_S, np.zeros(len(fine), np.float32))
-        desc = describe_events(fr, pd.DataFrame({"frame": [a - lo]}), floor=self._floor)
+        desc = describe_events(fr, pd.DataFrame({"frame": [a - lo]}), floor=floor)
         return float(event_confidence(desc)[0])
 
 

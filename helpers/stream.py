@@ -493,9 +493,10 @@ class StreamingDetector:
     min_plausibility
         Strict mode (``listen --strict``, like ``detect --strict``): each event also needs
         this :func:`plausibility <helpers.autolabel.plausibility>`, measured by a
-        :class:`helpers.autolabel.PlausibilityGate` on the audio around it (0.3 s more
-        latency; the noise floor of the last minute instead of offline's 60 s block, so a
-        borderline event can go the other way). :attr:`dropped` counts those it drops.
+        :class:`helpers.autolabel.PlausibilityGate` on the audio around it (it waits for the
+        0.3 s after the onset; the noise floor of the last minute instead of offline's 60 s
+        block, so an event near the threshold can go the other way where the background
+        changes). :attr:`dropped` counts those it drops.
 
     Feed mono float32 blocks at 16 kHz of any size to :meth:`process`; call :meth:`flush`
     at the end. Memory is bounded: a ring of frames, the front end's last samples and the
@@ -1598,7 +1599,7 @@ def add_parser(sub) -> None:
                      help=f"run the model every S seconds of audio: latency vs CPU ({UPDATE_S})")
     det.add_argument("--strict", action="store_true",
                      help="like detect --strict: keep only the plops that also ring like a bubble "
-                          "(plausibility >= 0.5; 0.3 s more latency)")
+                          "(plausibility >= 0.5; about 0.2 s more latency)")
     out = p.add_argument_group("outputs")
     out.add_argument("--quiet", action="store_true", help="print the BPM reports only")
     out.add_argument("--bpm-window", type=float, default=300.0, metavar="S", help="BPM of the last S seconds (300)")

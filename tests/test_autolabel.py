@@ -353,7 +353,9 @@ def test_the_stream_gate_measures_like_plausibility(easy, monkeypatch, block):
     plops, drops the events in plain background, and waits for an event's 0.3 s of audio and
     for the next event before measuring."""
     y, truth = easy
-    starts = truth["start"].to_numpy()
+    n = len(y) / SR
+    y = np.tile(y, 4)          # 80 s: the gate's ring of 60 s wraps
+    starts = np.concatenate([truth["start"].to_numpy() + k * n for k in range(4)])
     quiet = [t for t in np.arange(0.5, len(y) / SR - 0.5, 0.25) if np.min(np.abs(starts - t)) > 0.6]
     onsets = np.unique(np.round(np.r_[starts, quiet] / al.HOP_S).astype(int))
     events = pd.DataFrame({"start": onsets * al.HOP_S})
@@ -392,9 +394,23 @@ def test_the_stream_gate_measures_like_plausibility(easy, monkeypatch, block):
     assert gate.measured == 1 and gate.settled_frame == np.inf
 
 
-def test_the_stream_gate_keeps_its_memory_bounded():
-    """A minute of floor is all it keeps; an event whose onset is older than that is dropped
-    (it is not a plop: an event lasting over a minute), not measured on other audio."""
+def test_the_stream_gate_keeps_its_memory_bounded(easy):
+    """A minute of floor is all it keeps (here two seconds). An event handed over after its
+    onset has left the ring is dropped, not measured on other audio; one the detector keeps it
+    waiting on (the next event may still start in its window) is measured on a copy of its own
+    frames, however long the wait."""
+    y, truth = easy
+    a = int(round(truth["start"].iloc[0] / al.HOP_S))
+    gate = al.PlausibilityGate(floor_s=2.0)
+    gate.feed(y[: (a + 40) * 160])
+    assert gate.push([(a, a + 5, 0.9)], settled=a + 5) == []          # waiting on the detector
+    gate.feed(y[(a + 40) * 160: (a + 800) * 160])                      # 8 s: the ring wrapped
+    kept = gate.push([(a + 700, a + 705, 0.9)], settled=a + 700)
+    assert [k[0] for k in kept] == [a] and kept[0][3] >= al.STRICT_PLAUSIBILITY
+    # onsets handed over twice or out of order do not break it
+    gate.push([(a + 750, a + 755, 0.9), (a + 750, a + 756, 0.9)], settled=np.inf)
+    assert gate.measured == 4 and gate.settled_frame == np.inf
+
     rng = np.random.default_rng(0)
     gate = al.PlausibilityGate(floor_s=2.0)
     for _ in range(30):
