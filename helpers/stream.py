@@ -61,7 +61,8 @@ resampling the whole signal with :func:`helpers.audio.resample`).
 The command line
 ----------------
 ``python -m helpers listen (--device N|NAME | --file PATH [--realtime] | --stdin --rate SR)``
-with ``--list-devices``, ``--out DIR``, ``--log CSV``, ``--brewfather-url URL`` and more; see
+with ``--list-devices``, ``--out DIR``, ``--log CSV``, ``--strict`` (``detect --strict``'s second
+opinion, live: :class:`helpers.autolabel.PlausibilityGate`), ``--brewfather-url URL`` and more; see
 ``python -m helpers listen --help`` and :func:`run_session`, which the command line and the
 notebook ``08_live_streaming`` share.
 
