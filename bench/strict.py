@@ -87,45 +87,49 @@ def main() -> None:
         print(f"held-out model, unseen, false plops at min plausibility {threshold}: {parts} "
               f"(of {int(fp.sum())} in all)")
     if args.live:
-        live_against_offline(shipped, {"test split": main_set[main_set["split"] == "test"],
-                                       "held-out unseen": unseen})
+        # the test split's detections and plausibilities are those measured above
+        live_against_offline(shipped, {"test split": (main_set[main_set["split"] == "test"],
+                                                      sets["shipped, test"][1]),
+                                       "held-out unseen": (unseen, None)})
 
 
 def live_against_offline(det, manifests: dict) -> None:
     """``listen --strict`` (0.1 s blocks) against ``detect --strict``: the detections that one
-    keeps and the other does not, with their offline plausibility."""
+    keeps and the other does not, with their offline plausibility. ``manifests``: name →
+    (manifest, its offline detections with ``plausibility``, or None to detect them here)."""
+    import itertools
+
     import numpy as np
 
     from helpers import datasets
     from helpers.augment import add_at_snr
-    from helpers.autolabel import STRICT_PLAUSIBILITY, plausibility
+    from helpers.autolabel import HOP_S, STRICT_PLAUSIBILITY
     from helpers.backgrounds import excerpt
     from helpers.stream import StreamingDetector
 
-    def differ(y: np.ndarray) -> tuple[int, list[float]]:
-        plain = det.detect(y)
-        offline = plausibility(y, plain)
+    def differ(y: np.ndarray, offline) -> tuple[int, list[float]]:
+        if offline is None:      # every detection, each with its plausibility
+            offline = det.detect(y, min_plausibility=0.0)
         sd = StreamingDetector(det, keep_events=True, min_plausibility=STRICT_PLAUSIBILITY)
         for i in range(0, len(y), 1600):
             sd.process(y[i:i + 1600])
         sd.flush()
-        live = set(np.round(sd.events()["start"].to_numpy() / 0.01).astype(int))
-        onsets = np.round(plain["start"].to_numpy() / 0.01).astype(int)
-        other = [float(v) for o, v in zip(onsets, offline) if (o in live) != (v >= STRICT_PLAUSIBILITY)]
-        return len(plain), other
+        live = set(np.round(sd.events()["start"].to_numpy() / HOP_S).astype(int))
+        onsets = np.round(offline["start"].to_numpy() / HOP_S).astype(int)
+        return len(offline), [float(v) for o, v in zip(onsets, offline["plausibility"])
+                              if (o in live) != (v >= STRICT_PLAUSIBILITY)]
 
-    signals = {name: [datasets.load_recording(r)[0] for _, r in m.iterrows()] for name, m in manifests.items()}
+    cases = {name: zip(datasets.Recordings(m), offline or itertools.repeat(None))   # read as used
+             for name, (m, offline) in manifests.items()}
     quick = datasets.synthetic(profile="quick", progress=False)
     rng = np.random.default_rng(0)
-    parts = []
-    for _, r in quick.iloc[:9].iterrows():
-        y, ev = datasets.load_recording(r)
-        parts.append(add_at_snr(y, ev, excerpt("speech", rng, len(y), split="eval"), snr_db=float(rng.uniform(-3, 10))))
-    signals["3 min, nine recordings with voices"] = [np.concatenate(parts).astype(np.float32)]
-    for name, ys in signals.items():
+    parts = [add_at_snr(y, ev, excerpt("speech", rng, len(y), split="eval"), snr_db=float(rng.uniform(-3, 10)))
+             for y, ev in datasets.Recordings(quick.iloc[:9])]
+    cases["3 min, nine recordings with voices"] = [((np.concatenate(parts).astype(np.float32), None), None)]
+    for name, pairs in cases.items():
         total, other = 0, []
-        for y in ys:
-            n, o = differ(y)
+        for (y, _), offline in pairs:
+            n, o = differ(y, offline)
             total += n
             other += o
         span = f" (offline plausibility {min(other):.2f}–{max(other):.2f})" if other else ""

@@ -775,7 +775,13 @@ def _fine_median(frames: Frames, max_rows: int = 20000) -> np.ndarray:
     return np.median(frames.fine_q[::step], axis=0).astype(np.float32) * _Q
 
 
-def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0.3,
+#: :func:`describe_events` measures an event over this long after its onset …
+DESCRIBE_WINDOW_S = 0.3
+#: … and from this many frames before it
+_PRE_FRAMES = 3
+
+
+def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = DESCRIBE_WINDOW_S,
                     floor: np.ndarray | None = None) -> pd.DataFrame:
     """Measurements of each event on the fine spectrum (250–6500 Hz), for the confidence.
 
@@ -803,7 +809,7 @@ def describe_events(frames: Frames, events: pd.DataFrame, *, window_s: float = 0
     nexts = np.r_[onsets[1:], n]
     rows = []
     for a, stop in zip(onsets, nexts):
-        lo = max(a - 3, 0)
+        lo = max(a - _PRE_FRAMES, 0)
         hi = min(n, a + win, max(stop, a + 1))
         e = frames.fine_q[lo:hi] * np.float32(_Q) - med            # excess over the floor
         pre, seg = e[: a - lo], e[a - lo:]
@@ -987,7 +993,7 @@ class PlausibilityGate:
         self._refresh = max(int(round(refresh_s / HOP_S)), 1)
         self._floor: np.ndarray | None = None
         self._floor_at = 0
-        self._win = int(round(0.3 / HOP_S))   # describe_events' window
+        self._win = int(round(DESCRIBE_WINDOW_S / HOP_S))
         self._pending: deque = deque()
         self.measured = 0
         self.dropped = 0
@@ -1057,23 +1063,33 @@ class PlausibilityGate:
             self._floor_at = self.frames
         return self._floor
 
+    def _frames_around(self, a: int, stop: int) -> np.ndarray | None:
+        """A copy of the fine frames from just before onset ``a`` up to ``stop``; None when
+        there is no audio at the onset (past the end, or gone from the ring)."""
+        lo = max(a - _PRE_FRAMES, 0)
+        if a >= self.frames or lo < self.frames - self._cap:
+            return None
+        return self._ring[np.arange(lo, stop) % self._cap]
+
     def _snapshot(self, event: list) -> None:
-        """Copy an event's frames (3 before its onset to the end of its window) and the floor,
-        once they have all arrived: 13 KB, measured later whatever the ring holds by then."""
-        a = event[0]
-        lo, hi = max(a - 3, 0), a + self._win
-        if event[3] is None and self.frames >= hi and lo >= self.frames - self._cap:
-            event[3] = (self._ring[np.arange(lo, hi) % self._cap].copy(), self._current_floor())
+        """Keep an event's frames (to the end of its window) and the floor once they have all
+        arrived: 13 KB, measured later whatever the ring holds by then."""
+        stop = event[0] + self._win
+        if event[3] is None and self.frames >= stop:
+            fine = self._frames_around(event[0], stop)
+            if fine is not None:
+                event[3] = (fine, self._current_floor())
 
     def _measure(self, event: list, stop: int) -> float:
         a = event[0]
-        lo = max(a - 3, 0)
+        lo = max(a - _PRE_FRAMES, 0)
         if event[3] is not None:
             fine, floor = event[3][0][: stop - lo], event[3][1]
-        elif a >= self.frames or lo < self.frames - self._cap:
-            return 0.0                     # no audio at its onset (past the end, or gone long ago)
         else:
-            fine, floor = self._ring[np.arange(lo, stop) % self._cap], self._current_floor()
+            fine = self._frames_around(a, stop)
+            if fine is None:
+                return 0.0
+            floor = self._current_floor()
         fr = Frames(np.zeros((len(fine), 0), np.float32), fine, len(fine) * HOP_S, np.zeros(len(fine), np.float32))
         desc = describe_events(fr, pd.DataFrame({"frame": [a - lo]}), floor=floor)
         return float(event_confidence(desc)[0])

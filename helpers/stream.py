@@ -682,8 +682,9 @@ class StreamingDetector:
             events.append(ev)
             self.n_events += 1
             if self.keep_events:
-                for arr, v in zip(self._kept, (ev.start, ev.end, ev.probability, plausible or 0.0)):
-                    arr.append(v)
+                for arr, v in zip(self._kept, (ev.start, ev.end, ev.probability, plausible)):
+                    if v is not None:          # the fourth, plausibility, in strict mode only
+                        arr.append(v)
             if self.on_event is not None:
                 self.on_event(ev)
         return events
