@@ -629,8 +629,11 @@ def fit_mfcc_baseline(items: Sequence[tuple[np.ndarray, pd.DataFrame]], *,
                     "plop_windows": int(lab[keep].sum()), "features": int(x.shape[1]),
                     "fit_seconds": round(time.perf_counter() - t0, 1)}
     if val:
-        probs = [model.probabilities(y) for y, _ in val]
-        params, table = tune_postprocessing(probs, [ev for _, ev in val], hop_s=HOP_S)
+        probs, refs = [], []
+        for y, ev in val:                  # one pass: val may be read from disk
+            probs.append(model.probabilities(y))
+            refs.append(ev)
+        params, table = tune_postprocessing(probs, refs, hop_s=HOP_S)
         model.postprocess = params
         model.report["val_recordings"] = len(val)
         model.report["val_event_f1"] = float(table["f1"].max())
@@ -795,25 +798,32 @@ DESIGN_VARIANTS: dict[str, dict] = {
 }
 
 
-def _baseline_key(manifest: pd.DataFrame, seed: int) -> str:
+def _baseline_key(manifest: pd.DataFrame, seed: int, tune: pd.DataFrame | None = None) -> str:
     import hashlib
 
-    config = str(manifest["config"].iloc[0]) if "config" in manifest and len(manifest) else ""
-    parts = [f"v{MFCC_BASELINE_VERSION}", f"seed{seed}", config]
+    def config(m: pd.DataFrame) -> str:
+        return str(m["config"].iloc[0]) if "config" in m and len(m) else ""
+
+    parts = [f"v{MFCC_BASELINE_VERSION}", f"seed{seed}", config(manifest)]
     for split in ("train", "val"):
         parts.append(split + ":" + ",".join(sorted(manifest.loc[manifest["split"] == split,
                                                                  "recording"].astype(str))))
+    if tune is not None and len(tune):
+        parts.append("tune:" + config(tune) + ":" + ",".join(sorted(tune["recording"].astype(str))))
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
 
 def cached_mfcc_baseline(manifest: pd.DataFrame, *, folder=None, seed: int = 0,
-                         progress: bool = False, refit: bool = False) -> MfccBaseline:
+                         progress: bool = False, refit: bool = False,
+                         tune: pd.DataFrame | None = None) -> MfccBaseline:
     """The baseline fitted on the ``train`` split of ``manifest`` with its post-processing
-    tuned on the ``val`` split, cached as ``mfcc_baseline.joblib`` in ``folder`` (default:
-    the data set's folder).
+    tuned on the ``val`` split and the recordings of ``tune`` (more validation recordings,
+    as for the CRNN: :func:`helpers.datasets.synthetic_validation_extra`), cached as
+    ``mfcc_baseline.joblib`` in ``folder`` (default: the data set's folder).
 
     The cache is keyed by the manifest's ``config`` (the synthetic set's settings), the
-    train and validation recordings, the seed and :data:`MFCC_BASELINE_VERSION`; it is
+    train and validation recordings, those of ``tune``, the seed and
+    :data:`MFCC_BASELINE_VERSION`; it is
     refitted when any of them changed, when the file cannot be read, or with ``refit``.
     Fitting takes about 15 s on the full synthetic set, loading the cache well under one.
 
@@ -828,11 +838,11 @@ def cached_mfcc_baseline(manifest: pd.DataFrame, *, folder=None, seed: int = 0,
 
     import joblib
 
-    from helpers.datasets import load_all
+    from helpers.datasets import Recordings, load_all
 
     folder = Path(folder) if folder is not None else Path(manifest["path"].iloc[0]).parent
     path = folder / "mfcc_baseline.joblib"
-    key = _baseline_key(manifest, seed)
+    key = _baseline_key(manifest, seed, tune)
     if path.exists() and not refit:
         try:
             saved = joblib.load(path)
@@ -840,13 +850,13 @@ def cached_mfcc_baseline(manifest: pd.DataFrame, *, folder=None, seed: int = 0,
                 return saved["model"]
         except Exception:  # noqa: BLE001 - an unreadable or outdated cache is refitted
             pass
-    parts = {}
-    for split in ("train", "val"):
-        ys, evs = load_all(manifest[manifest["split"] == split], progress=progress)
-        parts[split] = list(zip(ys, evs))
-    if not parts["train"]:
+    ys, evs = load_all(manifest[manifest["split"] == "train"], progress=progress)
+    if not ys:
         raise ValueError("the manifest has no 'train' recordings to fit the baseline on")
-    model = fit_mfcc_baseline(parts["train"], val=parts["val"] or None, seed=seed)
+    # the validation recordings are read from disk as tuning uses them (memory)
+    val = Recordings(pd.concat([manifest[manifest["split"] == "val"], tune]) if tune is not None
+                     else manifest[manifest["split"] == "val"])
+    model = fit_mfcc_baseline(list(zip(ys, evs)), val=val if len(val) else None, seed=seed)
     model.report["key"] = key
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -48,7 +48,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _prepare_embedded(args: argparse.Namespace) -> int:
     """``synth`` without ``--out``: the cached sets that the notebooks use (the profile's main
-    set and its extra training set under ``data/``), made when missing. Binder's ``postBuild``
+    set and its extra training and validation sets under ``data/``), made when missing. Binder's ``postBuild``
     runs this, so that a session starts with the data."""
     from helpers import datasets
     from helpers.config import profile
@@ -57,7 +57,8 @@ def _prepare_embedded(args: argparse.Namespace) -> int:
     if given:
         raise ValueError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --out: the embedded sets are defined by the profile")
     prof = profile(args.profile)
-    for name, make in (("main set", datasets.synthetic), ("extra training set", datasets.synthetic_training_extra)):
+    for name, make in (("main set", datasets.synthetic), ("extra training set", datasets.synthetic_training_extra),
+                       ("extra validation set", datasets.synthetic_validation_extra)):
         t0 = time.perf_counter()
         m = make(profile=prof, progress=not args.quiet, workers=args.workers)
         if len(m):

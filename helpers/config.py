@@ -56,6 +56,16 @@ class Profile:
     #: recordings of speech or music alone (:func:`helpers.backgrounds.negatives`, each
     #: ``train_extra_duration_s`` long) that the detector trains on as hard negatives
     train_negatives: int = 0
+    #: extra synthetic validation recordings (all ``val``) that the post-processing thresholds
+    #: are tuned on beside the main set's validation split, which is too small to set them
+    val_extra_recordings: int = 0
+    val_extra_duration_s: float = 60.0
+    val_extra_seed: int = 9090
+    #: a larger test set of fresh recordings (all ``test``) that nothing trains or tunes on;
+    #: ``make bench`` scores every system on it beside the main set's test split
+    test_extra_recordings: int = 0
+    test_extra_duration_s: float = 60.0
+    test_extra_seed: int = 4242
     train_epochs: int = 8
     #: a safety stop for training time; None trains exactly ``train_epochs`` epochs (with
     #: early stopping), which keeps ``make model`` reproducible whatever the machine's load
@@ -63,21 +73,33 @@ class Profile:
 
     @property
     def synth_dir(self) -> Path:
-        suffix = "" if self.name == "full" else f"-{self.name}"
-        return data_dir() / f"synthetic{suffix}"
+        return self._dir("synthetic")
 
     @property
     def train_extra_dir(self) -> Path:
-        suffix = "" if self.name == "full" else f"-{self.name}"
-        return data_dir() / f"synthetic-train{suffix}"
+        return self._dir("synthetic-train")
+
+    @property
+    def val_extra_dir(self) -> Path:
+        return self._dir("synthetic-val")
+
+    @property
+    def test_extra_dir(self) -> Path:
+        return self._dir("synthetic-test")
+
+    def _dir(self, stem: str) -> Path:
+        return data_dir() / (stem if self.name == "full" else f"{stem}-{self.name}")
 
 
 PROFILES = {
     "full": Profile("full", synth_recordings=60, synth_duration_s=60.0,
                     train_extra_recordings=120, train_extra_duration_s=30.0, train_negatives=24,
+                    val_extra_recordings=60, test_extra_recordings=120,
                     train_epochs=12, train_budget_s=None),
     "quick": Profile("quick", synth_recordings=12, synth_duration_s=20.0,
                      train_extra_recordings=6, train_extra_duration_s=10.0, train_negatives=2,
+                     val_extra_recordings=4, val_extra_duration_s=20.0,
+                     test_extra_recordings=6, test_extra_duration_s=20.0,
                      train_epochs=2, train_budget_s=None),
 }
 

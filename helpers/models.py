@@ -413,9 +413,12 @@ def train_detector(train: Sequence[tuple[np.ndarray, pd.DataFrame]], val: Sequen
                    progress: bool = True, verbose: int = 0,
                    extra: Iterable[tuple[np.ndarray, pd.DataFrame]] | None = None,
                    backgrounds: list[str] | None = None,
+                   tune: Iterable[tuple[np.ndarray, pd.DataFrame]] | None = None,
                    ) -> tuple["Detector", pd.DataFrame]:
     """Train a CRNN detector on recordings with events, keeping the epoch with the best
-    validation event F1, then tune the post-processing on the validation recordings.
+    validation event F1, then tune the post-processing on the validation recordings and
+    ``tune`` (more validation recordings, read once after training; they do not choose the
+    epoch, which would cost their inference after every epoch).
 
     ``train`` and ``val`` are sequences of ``(audio at 16 kHz, events)`` (lists, or
     :class:`helpers.datasets.Recordings` to read them from disk one at a time); ``train`` is
@@ -516,12 +519,17 @@ def train_detector(train: Sequence[tuple[np.ndarray, pd.DataFrame]], val: Sequen
             break
     if best[1] is not None:
         model.set_weights(best[1])
-    if val:
-        probs = [det.probabilities_from_features(f) for f in val_feats]
-        params, _ = tune_postprocessing(probs, val_refs, hop_s=HOP_S)
+    probs = [det.probabilities_from_features(f) for f in val_feats]
+    tune_refs = list(val_refs)
+    for y, ev in tune or []:               # one at a time: tune may be read from disk
+        probs.append(det.probabilities(y))
+        tune_refs.append(ev)
+    if probs:
+        params, _ = tune_postprocessing(probs, tune_refs, hop_s=HOP_S)
         config.postprocess = params
     config.report = {"best_epoch": best[2], "epochs_run": len(history), "val_event_f1": best[0],
                      "train_recordings": n_train, "val_recordings": len(val),
+                     "tune_recordings": len(probs),
                      "augmented_copies": copies, "train_seconds": round(time.perf_counter() - t_start, 1),
                      **operations_per_second(model)}
     return det, pd.DataFrame(history)

@@ -293,13 +293,15 @@ SYSTEM_NAMES = ("energy counter", "librosa onsets", "librosa onsets tuned", "GMM
                 "CRNN float", "CRNN int8")
 
 
-def make_systems(manifest: pd.DataFrame, *, model=None, include=SYSTEM_NAMES, progress: bool = False
-                 ) -> Systems:
+def make_systems(manifest: pd.DataFrame, *, model=None, include=SYSTEM_NAMES, progress: bool = False,
+                 tune: pd.DataFrame | None = None) -> Systems:
     """Every system of the project, tuned on the ``train`` and ``val`` recordings of
     ``manifest`` where it needs tuning (never on ``test``).
 
     ``model`` is the CRNN folder (default: the shipped model). The MFCC baseline comes from
-    :func:`helpers.baselines.cached_mfcc_baseline` (fitted once per data set).
+    :func:`helpers.baselines.cached_mfcc_baseline` (fitted once per data set), its
+    post-processing tuned on the ``val`` recordings and those of ``tune``, as the shipped
+    CRNN's is (:func:`helpers.datasets.synthetic_validation_extra`).
 
     Examples
     --------
@@ -334,7 +336,7 @@ def make_systems(manifest: pd.DataFrame, *, model=None, include=SYSTEM_NAMES, pr
             out.append(HmmSystem())
             notes[name] = {"options": "defaults"}
         elif name == "MFCC + LR":
-            base = cached_mfcc_baseline(manifest, progress=progress)
+            base = cached_mfcc_baseline(manifest, progress=progress, tune=tune)
             out.append(ProbabilitySystem(base, base.postprocess, name=name))
             notes[name] = {"postprocess": base.postprocess}
         else:

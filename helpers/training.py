@@ -48,12 +48,13 @@ def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: b
 def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out: str | Path,
                      profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
                      export: bool = True, frontend: str = "pcen", backgrounds: list[str] | None = None,
-                     negatives: bool | None = None) -> dict:
+                     negatives: bool | None = None, tune: pd.DataFrame | None = None) -> dict:
     """Train on ``main_set``'s train split plus ``extra`` (and, with ``negatives``, the
     profile's recordings of speech and music alone: :func:`helpers.backgrounds.negatives`),
-    validate on its val split, save to ``out``, export LiteRT, and score Keras / float /
-    int8 on the test split. ``backgrounds`` limits the families the augmentation mixes in
-    (default all). ``negatives`` defaults to whether those include the recorded ones, so
+    validate on its val split, tune the post-processing on that split plus ``tune`` (more
+    validation recordings: :func:`helpers.datasets.synthetic_validation_extra`), save to
+    ``out``, export LiteRT, and score Keras / float / int8 on the test split.
+    ``backgrounds`` limits the families the augmentation mixes in (default all). ``negatives`` defaults to whether those include the recorded ones, so
     that limiting the families keeps recorded speech and music out of training altogether."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     out = Path(out)
@@ -78,7 +79,8 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
                                   frontend=frontend, backgrounds=backgrounds,
                                   extra=itertools.chain(datasets.Recordings(extra) if n_extra else [],
                                                         recorded.negatives(n_hard, prof.train_extra_duration_s,
-                                                                           seed=seed)))
+                                                                           seed=seed)),
+                                  tune=datasets.Recordings(tune) if tune is not None and len(tune) else None)
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
@@ -126,13 +128,20 @@ def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, pro
                                           airlocks=seen_air, backgrounds=seen_bg, prefix="seenx",
                                           progress=progress)
         extra["split"] = "train"
+    tune = None
+    if prof.val_extra_recordings:   # as datasets.synthetic_validation_extra, of the seen sounds only
+        tune = datasets.cached_synthetic(base / "val-extra", recordings=prof.val_extra_recordings,
+                                         duration_s=prof.val_extra_duration_s, seed=104,
+                                         airlocks=seen_air, backgrounds=seen_bg, prefix="seenv",
+                                         progress=progress)
+        tune["split"] = "val"
     unseen = datasets.cached_synthetic(base / "unseen", recordings=max(n // 3, 4), duration_s=dur,
                                        seed=103, airlocks=HELDOUT_AIRLOCKS + ("s_type",),
                                        backgrounds=HELDOUT_BACKGROUNDS, prefix="unseen",
                                        progress=progress)
     report = train_and_export(train_m, extra, out=base / f"model-{frontend}", profile=prof, seed=seed,
                               progress=progress, export=False, frontend=frontend,
-                              backgrounds=list(seen_bg))
+                              backgrounds=list(seen_bg), tune=tune)
     det = Detector.load(base / f"model-{frontend}", backend="keras")
     unseen_table, unseen_summary = evaluate_detector(det, unseen)
     drip = unseen_table[unseen_table["airlock"].isin(HELDOUT_AIRLOCKS)]

@@ -214,10 +214,15 @@ def test_cache_round_trips(manifest_on_disk, easy_items, monkeypatch):
     assert calls == [1]
     B.cached_mfcc_baseline(manifest.assign(config="def456"), seed=1)
     assert calls == [1, 1]
+    # extra validation recordings to tune on are part of the key, and are tuned on
+    tuned = B.cached_mfcc_baseline(manifest, tune=manifest[manifest["split"] == "test"])
+    assert calls == [1, 1, 1] and tuned.report["val_recordings"] == 2
+    B.cached_mfcc_baseline(manifest, tune=manifest[manifest["split"] == "test"])
+    assert calls == [1, 1, 1]
     # a corrupt cache file is refitted, not an error
     (folder / "mfcc_baseline.joblib").write_bytes(b"not a joblib file")
     B.cached_mfcc_baseline(manifest)
-    assert calls == [1, 1, 1]
+    assert calls == [1, 1, 1, 1]
 
 
 def test_energy_counter_scores_match_its_report(manifest_on_disk, tmp_path):

@@ -321,6 +321,35 @@ def test_synthetic_by_profile_name(data_dir, monkeypatch):
         datasets.synthetic(progress=False)
 
 
+def test_extra_sets_have_their_own_folders_splits_and_recordings(data_dir):
+    """The profile's extra training, validation and test sets: each in its own folder, every
+    recording in its role's split, none of them a recording of another set, cached."""
+    from dataclasses import replace
+
+    prof = replace(TINY, train_extra_recordings=2, train_extra_duration_s=2.0,
+                   val_extra_recordings=2, val_extra_duration_s=2.0,
+                   test_extra_recordings=3, test_extra_duration_s=2.0)
+    main = datasets.synthetic(profile=prof, progress=False)
+    sets = {"train": datasets.synthetic_training_extra(profile=prof, progress=False),
+            "val": datasets.synthetic_validation_extra(profile=prof, progress=False),
+            "test": datasets.synthetic_test_extra(profile=prof, progress=False)}
+    for role, m in sets.items():
+        folder = data_dir / f"synthetic-{role}-tiny"
+        assert getattr(prof, f"{role}_extra_dir") == folder
+        assert len(m) == getattr(prof, f"{role}_extra_recordings")
+        assert set(m["split"]) == {role}
+        assert all(os.path.dirname(p) == str(folder) for p in m["path"])
+        assert all(name.startswith(f"{role}_") for name in m["recording"])
+    audio = [load_recording(r)[0] for m in (main, *sets.values()) for _, r in m.iterrows()]
+    firsts = {a[:4000].tobytes() for a in audio}
+    assert len(firsts) == len(audio), "an extra set repeats a recording of another set"
+    before = mtimes(data_dir / "synthetic-val-tiny")
+    datasets.synthetic_validation_extra(profile=prof, progress=False)
+    assert mtimes(data_dir / "synthetic-val-tiny") == before
+    empty = datasets.synthetic_test_extra(profile=TINY, progress=False)   # none in this profile
+    assert len(empty) == 0 and tuple(empty.columns[:6]) == MANIFEST_COLUMNS
+
+
 def test_load_recording_of_a_synthetic_row(data_dir):
     m = datasets.synthetic(profile=TINY, progress=False)
     for _, row in m.iterrows():

@@ -19,7 +19,7 @@ from helpers import synth  # noqa: E402
 from helpers.audio import save_audio  # noqa: E402
 from helpers.evaluate import pooled_onset_scores  # noqa: E402
 from helpers.labels import read_labels, write_labels  # noqa: E402
-from helpers.models import (STEP, WINDOW, Detector, DetectorConfig, build_crnn,  # noqa: E402
+from helpers.models import (HOP_S, STEP, WINDOW, Detector, DetectorConfig, build_crnn,  # noqa: E402
                             detect_paths, export_litert, operations_per_second, stitch,
                             train_detector, window_starts, windows)
 
@@ -125,6 +125,23 @@ def test_training_from_disk_gives_the_same_weights(tmp_path):
     assert a.config.norm_mean == b.config.norm_mean and a.config.norm_std == b.config.norm_std
     for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_postprocessing_is_tuned_on_val_and_the_extra_validation_recordings():
+    """``tune`` recordings join the validation split for the thresholds (not for choosing the
+    epoch): the stored settings are those tune_postprocessing picks on all of them."""
+    from helpers.events import tune_postprocessing
+
+    train, val, tune = _recordings(3, 1000), _recordings(1, 1100), _recordings(2, 1200, snr=3.0)
+    det, history = train_detector(train, val, tune=iter(tune), epochs=1, copies=1, seed=0, progress=False)
+    assert det.config.report["val_recordings"] == 1 and det.config.report["tune_recordings"] == 3
+    expected, _ = tune_postprocessing([det.probabilities(y) for y, _ in val + tune],
+                                      [ev for _, ev in val + tune], hop_s=HOP_S)
+    assert det.config.postprocess == expected
+    alone, _ = tune_postprocessing([det.probabilities(y) for y, _ in val], [ev for _, ev in val], hop_s=HOP_S)
+    assert len(history) == 1 and det.config.report["best_epoch"] == 1
+    # the quiet extra recordings matter: the thresholds differ from those of val alone
+    assert expected != alone
 
 
 def test_the_converter_is_quiet_unless_it_fails(capfd):

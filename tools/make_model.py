@@ -44,8 +44,9 @@ def main() -> int:
     t0 = time.perf_counter()
     main_set = datasets.synthetic(profile=prof)
     extra = datasets.synthetic_training_extra(profile=prof)
+    tune = datasets.synthetic_validation_extra(profile=prof)
     report = training.train_and_export(main_set, extra, out=args.out, profile=prof, seed=args.seed,
-                                       frontend=args.frontend)
+                                       frontend=args.frontend, tune=tune)
     if args.heldout:
         report["heldout"] = training.heldout_estimate(profile=prof, seed=args.seed,
                                                       frontend=args.frontend)
