@@ -75,17 +75,10 @@ class Profile:
     def synth_dir(self) -> Path:
         return self._dir("synthetic")
 
-    @property
-    def train_extra_dir(self) -> Path:
-        return self._dir("synthetic-train")
-
-    @property
-    def val_extra_dir(self) -> Path:
-        return self._dir("synthetic-val")
-
-    @property
-    def test_extra_dir(self) -> Path:
-        return self._dir("synthetic-test")
+    def extra_dir(self, role: str) -> Path:
+        """Folder of the extra ``"train"``, ``"val"`` or ``"test"`` set
+        (``data/synthetic-val``, or ``data/synthetic-val-quick`` for the quick profile)."""
+        return self._dir(f"synthetic-{role}")
 
     def _dir(self, stem: str) -> Path:
         return data_dir() / (stem if self.name == "full" else f"{stem}-{self.name}")

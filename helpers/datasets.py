@@ -154,16 +154,21 @@ def cached_synthetic(folder: str | os.PathLike, *, recordings: int, duration_s: 
     return read_manifest(folder)
 
 
-def _extra_set(prof: Profile, role: str, *, progress: bool, workers: int | None) -> pd.DataFrame:
-    """One of the profile's extra synthetic sets (``train``, ``val`` or ``test``), every
-    recording in that split."""
+def synthetic_extra(prof: Profile, role: str, *, progress: bool = True, workers: int | None = None,
+                    folder: str | os.PathLike | None = None, seed: int | None = None,
+                    prefix: str | None = None, **choices) -> pd.DataFrame:
+    """One of the profile's extra synthetic sets (``role``: ``"train"``, ``"val"`` or
+    ``"test"``; its size from the profile's ``<role>_extra_*`` fields), every recording in that
+    split; empty when the profile has none. ``folder``, ``seed``, ``prefix`` and ``choices``
+    (``airlocks``, ``backgrounds``) make another set of the same size, as the held-out
+    estimate does with the sounds it has seen."""
     n = getattr(prof, f"{role}_extra_recordings")
     if n < 1:
         return pd.DataFrame(columns=list(MANIFEST_COLUMNS))
-    m = cached_synthetic(getattr(prof, f"{role}_extra_dir"), recordings=n,
+    m = cached_synthetic(folder if folder is not None else prof.extra_dir(role), recordings=n,
                          duration_s=getattr(prof, f"{role}_extra_duration_s"),
-                         seed=getattr(prof, f"{role}_extra_seed"), progress=progress, prefix=role,
-                         workers=workers)
+                         seed=seed if seed is not None else getattr(prof, f"{role}_extra_seed"),
+                         progress=progress, prefix=prefix or role, workers=workers, **choices)
     m["split"] = role
     return m
 
@@ -174,7 +179,7 @@ def synthetic_training_extra(*, profile: str | Profile | None = None, progress: 
     airlocks, rooms and backgrounds than the 36 training recordings of the main set. Cached
     in ``data/synthetic-train`` and regenerated like :func:`synthetic`."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    return _extra_set(prof, "train", progress=progress, workers=workers)
+    return synthetic_extra(prof, "train", progress=progress, workers=workers)
 
 
 def synthetic_validation_extra(*, profile: str | Profile | None = None, progress: bool = True,
@@ -184,7 +189,7 @@ def synthetic_validation_extra(*, profile: str | Profile | None = None, progress
     validation split. Twelve recordings are too few to set thresholds on: one loud or quiet
     recording moves them. Nothing trains on these. Cached in ``data/synthetic-val``."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    return _extra_set(prof, "val", progress=progress, workers=workers)
+    return synthetic_extra(prof, "val", progress=progress, workers=workers)
 
 
 def synthetic_test_extra(*, profile: str | Profile | None = None, progress: bool = True,
@@ -194,7 +199,7 @@ def synthetic_test_extra(*, profile: str | Profile | None = None, progress: bool
     one hard recording moves its F1 by several points; ``make bench`` scores every system on
     this set too. Cached in ``data/synthetic-test``."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    return _extra_set(prof, "test", progress=progress, workers=workers)
+    return synthetic_extra(prof, "test", progress=progress, workers=workers)
 
 
 # ---------------------------------------------------------------------------------------

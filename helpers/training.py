@@ -25,6 +25,8 @@ from helpers.models import Detector, export_litert, train_detector
 #: Held out of training for the generalization estimate.
 HELDOUT_BACKGROUNDS = ("music", "babble", "rain")
 HELDOUT_AIRLOCKS = ("drip",)
+SEEN_BACKGROUNDS = tuple(b for b in synth.BACKGROUNDS if b not in HELDOUT_BACKGROUNDS)
+SEEN_AIRLOCKS = tuple(a for a in synth.AIRLOCKS if a not in HELDOUT_AIRLOCKS)
 
 
 def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: bool = False
@@ -103,45 +105,47 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     return report
 
 
+def heldout_sets(*, profile: Profile | str | None = None, recordings: int | None = None,
+                 progress: bool = True) -> dict:
+    """The synthetic sets of the held-out estimate, made when missing (cached in
+    ``data/heldout-<profile>``): ``train`` (train, val and test splits) and ``extra``
+    (``None`` when the profile has none) to train on and ``tune`` to tune the thresholds on,
+    all without :data:`HELDOUT_BACKGROUNDS` and :data:`HELDOUT_AIRLOCKS`; ``unseen``, made only
+    of those; and their ``folder``."""
+    from helpers.config import data_dir
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    n = recordings or max(prof.synth_recordings, 12)
+    dur = prof.synth_duration_s
+    base = data_dir() / f"heldout-{prof.name}"
+    seen = {"airlocks": SEEN_AIRLOCKS, "backgrounds": SEEN_BACKGROUNDS, "progress": progress}
+    train_m = datasets.cached_synthetic(base / "train", recordings=n, duration_s=dur, seed=101,
+                                        prefix="seen", **seen)
+    extra = datasets.synthetic_extra(prof, "train", folder=base / "train-extra", seed=102,
+                                     prefix="seenx", **seen)
+    tune = datasets.synthetic_extra(prof, "val", folder=base / "val-extra", seed=104,
+                                    prefix="seenv", **seen)
+    unseen = datasets.cached_synthetic(base / "unseen", recordings=max(n // 3, 4), duration_s=dur,
+                                       seed=103, airlocks=HELDOUT_AIRLOCKS + ("s_type",),
+                                       backgrounds=HELDOUT_BACKGROUNDS, prefix="unseen",
+                                       progress=progress)
+    return {"train": train_m, "extra": extra if len(extra) else None, "tune": tune,
+            "unseen": unseen, "folder": base}
+
+
 def heldout_estimate(*, profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
                      recordings: int | None = None, frontend: str = "pcen") -> dict:
     """Train without :data:`HELDOUT_BACKGROUNDS` and :data:`HELDOUT_AIRLOCKS` (and without the
     recorded speech and music: the augmentation draws from the seen procedural families only,
     and there are no hard negatives), then score on recordings that have only held-out
     backgrounds (and, half of them, a held-out airlock), beside recordings like the training
-    ones."""
-    from helpers.config import data_dir
-
+    ones (:func:`heldout_sets`)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    n = recordings or max(prof.synth_recordings, 12)
-    dur = prof.synth_duration_s
-    seen_bg = tuple(b for b in synth.BACKGROUNDS if b not in HELDOUT_BACKGROUNDS)
-    seen_air = tuple(a for a in synth.AIRLOCKS if a not in HELDOUT_AIRLOCKS)
-    base = data_dir() / f"heldout-{prof.name}"
-    train_m = datasets.cached_synthetic(base / "train", recordings=n, duration_s=dur, seed=101,
-                                        airlocks=seen_air, backgrounds=seen_bg, prefix="seen",
-                                        progress=progress)
-    extra = None
-    if prof.train_extra_recordings:
-        extra = datasets.cached_synthetic(base / "train-extra", recordings=prof.train_extra_recordings,
-                                          duration_s=prof.train_extra_duration_s, seed=102,
-                                          airlocks=seen_air, backgrounds=seen_bg, prefix="seenx",
-                                          progress=progress)
-        extra["split"] = "train"
-    tune = None
-    if prof.val_extra_recordings:   # as datasets.synthetic_validation_extra, of the seen sounds only
-        tune = datasets.cached_synthetic(base / "val-extra", recordings=prof.val_extra_recordings,
-                                         duration_s=prof.val_extra_duration_s, seed=104,
-                                         airlocks=seen_air, backgrounds=seen_bg, prefix="seenv",
-                                         progress=progress)
-        tune["split"] = "val"
-    unseen = datasets.cached_synthetic(base / "unseen", recordings=max(n // 3, 4), duration_s=dur,
-                                       seed=103, airlocks=HELDOUT_AIRLOCKS + ("s_type",),
-                                       backgrounds=HELDOUT_BACKGROUNDS, prefix="unseen",
-                                       progress=progress)
+    sets = heldout_sets(profile=prof, recordings=recordings, progress=progress)
+    train_m, extra, tune, unseen, base = (sets[k] for k in ("train", "extra", "tune", "unseen", "folder"))
     report = train_and_export(train_m, extra, out=base / f"model-{frontend}", profile=prof, seed=seed,
                               progress=progress, export=False, frontend=frontend,
-                              backgrounds=list(seen_bg), tune=tune)
+                              backgrounds=list(SEEN_BACKGROUNDS), tune=tune)
     det = Detector.load(base / f"model-{frontend}", backend="keras")
     unseen_table, unseen_summary = evaluate_detector(det, unseen)
     drip = unseen_table[unseen_table["airlock"].isin(HELDOUT_AIRLOCKS)]

@@ -335,7 +335,7 @@ def test_extra_sets_have_their_own_folders_splits_and_recordings(data_dir):
             "test": datasets.synthetic_test_extra(profile=prof, progress=False)}
     for role, m in sets.items():
         folder = data_dir / f"synthetic-{role}-tiny"
-        assert getattr(prof, f"{role}_extra_dir") == folder
+        assert prof.extra_dir(role) == folder
         assert len(m) == getattr(prof, f"{role}_extra_recordings")
         assert set(m["split"]) == {role}
         assert all(os.path.dirname(p) == str(folder) for p in m["path"])
