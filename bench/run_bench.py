@@ -349,7 +349,8 @@ def fmt_table(results: dict) -> str:
     lines = []
     m = results["machine"]
     dates = sorted(d for k, d in results.get("part_date", {}).items() if k in results) or [m["date"]]
-    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} – {dates[-1][11:]}"
+    last = dates[-1][11:] if dates[-1][:10] == dates[0][:10] else dates[-1]  # the day too when it differs
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} – {last}"
     lines.append(f"Measured by `make bench` ({when}): {m['cpu']}, {m['cores']} cores, "
                  f"{m['memory_gb']} GB, Python {m['python']}.")
     loads = results.get("part_load", {})
