@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ __all__ = [
     "AudioError",
     "audio_info",
     "find_audio",
+    "label_jobs",
     "load_audio",
+    "output_folder",
     "resample",
     "save_audio",
     "to_mono",
@@ -158,6 +161,93 @@ def find_audio(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]])
     return found
 
 
+def output_folder(out_dir: str | os.PathLike[str]) -> Path:
+    """Create ``out_dir`` (and its parents) and check that files can be written in it, before
+    a batch spends minutes on files whose results could not be saved.
+
+    Raises
+    ------
+    ValueError
+        With a message that names the folder and the problem (it is a file, or not writable).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> output_folder(Path(tempfile.mkdtemp()) / "labels").is_dir()
+    True
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file, not a folder; --out needs a folder for the label files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write there ({exc.strerror or exc}); choose another --out "
+                         "folder") from exc
+    return out
+
+
+def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+               out_dir: str | os.PathLike[str]) -> list[tuple[Path, Path | None, str]]:
+    """The audio files of ``paths`` and the label file each one gets in ``out_dir``, for the
+    commands that write ``out_dir/<stem>.txt`` (``detect``, ``autolabel``).
+
+    Returns ``(file, target, error)`` triples in the order of ``paths`` (folders expanded by
+    :func:`find_audio`, each file once). ``target`` is
+    None, and ``error`` says why, when nothing must be written for that path, so that nothing
+    is lost and the batch goes on with the others:
+
+    * the path does not exist, or is a file that is not audio (``find_audio``'s message);
+    * an earlier file has the same stem (``a/rec.wav`` and ``b/rec.flac``): its labels would
+      overwrite the other's;
+    * ``out_dir`` holds a recording of that stem and its ``<stem>.txt``: the labels beside
+      that audio (often made by hand) would be overwritten.
+
+    Examples
+    --------
+    >>> label_jobs(["brew/day1.wav", "old/day1.wav"], "labels")  # doctest: +SKIP
+    [(PosixPath('brew/day1.wav'), PosixPath('labels/day1.txt'), ''),
+     (PosixPath('old/day1.wav'), None, 'old/day1.wav: same stem as brew/day1.wav: ...')]
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = Path(out_dir)
+    entries: list[tuple[Path, str]] = []   # (file, "") or (path, why it is not one), in order
+    seen: set[Path] = set()
+    for p in paths:
+        try:
+            found = find_audio(p)
+        except (OSError, ValueError) as exc:  # AudioError is a ValueError
+            message = f"{p}: {exc.strerror}" if isinstance(exc, FileNotFoundError) else str(exc)
+            entries.append((Path(p), message if str(p) in message else f"{p}: {message}"))
+            continue
+        for f in found:  # a file named directly and through its folder is labeled once
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                entries.append((f, ""))
+    # recordings that live in out_dir: their .txt there are their labels, not ours to replace
+    recorded = {g.stem for g in out.iterdir() if g.suffix.lower() in SUPPORTED} if out.is_dir() else set()
+    jobs: list[tuple[Path, Path | None, str]] = []
+    taken: dict[str, Path] = {}
+    for f, error in entries:
+        target = out / f"{f.stem}.txt"
+        if error:
+            jobs.append((f, None, error))
+        elif f.stem in taken:
+            jobs.append((f, None, f"{f}: same stem as {taken[f.stem]}: its labels would overwrite "
+                                  f"{target}; rename one of them or give them separate --out folders"))
+        elif f.stem in recorded and target.exists():
+            jobs.append((f, None, f"{f}: {target} holds the labels of a recording in that folder "
+                                  "(made by hand?) and would be overwritten; choose another --out folder"))
+        else:
+            taken[f.stem] = f
+            jobs.append((f, target, ""))
+    return jobs
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -175,7 +265,8 @@ def load_audio(
         ``soxr`` (high quality) when its own rate differs. ``None`` keeps the
         file's rate (ask :func:`audio_info` for it).
     mono
-        ``True`` averages the channels (shape ``(n,)``); ``False`` keeps them
+        ``True`` averages the channels (shape ``(n,)``; see :func:`to_mono` for
+        channels that cancel out); ``False`` keeps them
         (shape ``(channels, n)``, also for a mono file).
 
     Returns
@@ -220,7 +311,10 @@ def load_audio(
             "the float samples are corrupt; re-export the recording (16-bit PCM avoids this)",
         )
     if mono:
-        y = to_mono(y)
+        y, kept = downmix(y)
+        if kept is not None:
+            warnings.warn(f"{path}: its channels cancel out when averaged (opposite polarity?); "
+                          f"using channel {kept + 1} alone", stacklevel=2)
     if sr is not None and sr != native_sr:
         y = resample(y, native_sr, sr)
     return np.ascontiguousarray(y, dtype=np.float32)
@@ -275,8 +369,34 @@ def audio_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
+#: :func:`to_mono` keeps one channel instead of the average when the average has less than
+#: this share of the channels' mean power (-20 dB): the channels cancel out.
+CANCEL_POWER_RATIO = 0.01
+
+
+def downmix(y: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """:func:`to_mono`, and which channel it kept (``None`` when it averaged them)."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return y.astype(np.float32, copy=False), None
+    if y.ndim != 2:
+        raise ValueError(f"expected samples of shape (n,) or (channels, n), got shape {y.shape}")
+    mix = y.mean(axis=0, dtype=np.float64)
+    if y.shape[0] > 1 and y.shape[1]:
+        power = np.einsum("ij,ij->i", y, y, dtype=np.float64) / y.shape[1]
+        if power.max() > 0 and float(mix @ mix) / len(mix) < CANCEL_POWER_RATIO * float(power.mean()):
+            keep = int(np.argmax(power))
+            return y[keep].astype(np.float32), keep
+    return mix.astype(np.float32), None
+
+
 def to_mono(y: np.ndarray) -> np.ndarray:
-    """Average the channels of ``y``.
+    """Average the channels of ``y`` — unless they cancel out.
+
+    A microphone pair wired in opposite polarity (or a stereo "widening" effect) gives
+    channels that are loud alone and nearly silent averaged. When the average keeps less
+    than :data:`CANCEL_POWER_RATIO` (1 %, -20 dB) of the channels' mean power, the loudest
+    channel is returned instead (:func:`load_audio` warns when that happens).
 
     Parameters
     ----------
@@ -292,13 +412,10 @@ def to_mono(y: np.ndarray) -> np.ndarray:
     --------
     >>> to_mono(np.array([[1.0, 0.0], [0.0, 0.0]]))
     array([0.5, 0. ], dtype=float32)
+    >>> to_mono(np.array([[0.5, -0.25], [-0.5, 0.25]]))   # opposite polarity: the first channel
+    array([ 0.5 , -0.25], dtype=float32)
     """
-    y = np.asarray(y)
-    if y.ndim == 1:
-        return y.astype(np.float32, copy=False)
-    if y.ndim == 2:
-        return y.mean(axis=0, dtype=np.float64).astype(np.float32)
-    raise ValueError(f"expected samples of shape (n,) or (channels, n), got shape {y.shape}")
+    return downmix(y)[0]
 
 
 def resample(y: np.ndarray, orig_sr: float, target_sr: float) -> np.ndarray:

@@ -317,7 +317,7 @@ def _stream(path: Path, *, block_s: float = _BLOCK_S) -> Iterator[np.ndarray]:
     """
     import soundfile as sf
 
-    from helpers.audio import AudioError, audio_info, load_audio
+    from helpers.audio import AudioError, audio_info, load_audio, to_mono
 
     info = audio_info(path)  # raises AudioError for empty, unsupported, truncated files
     if info["decoder"] != "soundfile":
@@ -341,8 +341,7 @@ def _stream(path: Path, *, block_s: float = _BLOCK_S) -> Iterator[np.ndarray]:
                     raise AudioError(path, f"contains NaN or infinite samples (first at "
                                            f"{(done + bad) / native:.3f} s)",
                                      "re-export the recording (16-bit PCM avoids this)")
-                mono = block.mean(axis=1, dtype=np.float32) if len(block) else \
-                    np.zeros(0, np.float32)
+                mono = to_mono(block.T) if len(block) else np.zeros(0, np.float32)
                 done += len(block)
                 out = resampler.resample_chunk(mono, last=last) if resampler else mono
                 if len(out):
@@ -1531,8 +1530,10 @@ def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
     """Label many recordings: write ``out_dir/<stem>.txt`` (Audacity labels, label ``p``).
 
     Every path is a file or a folder (searched for audio with
-    :func:`helpers.audio.find_audio`). A file that cannot be read, or a missing path, gets a
-    row with status ``"error"`` and no label file; the batch goes on. Flagged recordings get
+    :func:`helpers.audio.find_audio`). A file that cannot be read, a missing path, and a file
+    whose labels would overwrite another's or the labels beside it
+    (:func:`helpers.audio.label_jobs`) get a row with status ``"error"`` and no label file; the
+    batch goes on. Flagged recordings get
     an empty label file, so that a reviewer opens them too.
 
     Parameters
@@ -1560,28 +1561,17 @@ def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
     """
     from tqdm.auto import tqdm
 
-    from helpers.audio import find_audio
+    from helpers.audio import label_jobs, output_folder
     from helpers.labels import write_labels
 
     _options(options)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
+    out = output_folder(out_dir)
     rows: list[dict] = []
-    files: list[Path] = []
-    for p in paths:
-        try:
-            files.extend(find_audio(p))
-        except Exception as exc:  # noqa: BLE001 - a bad path must not stop the batch
-            rows.append(_row(Path(p), "error", 0, 0.0, str(exc), 0.0, ""))
-    written: dict[str, Path] = {}
-    bar = tqdm(files, desc="autolabel", unit="file", disable=not progress, leave=True)
-    for f in bar:
+    bar = tqdm(label_jobs(paths, out), desc="autolabel", unit="file", disable=not progress, leave=True)
+    for f, target, error in bar:
         bar.set_postfix_str(f.name[-40:], refresh=False)
-        if f.stem in written:
-            rows.append(_row(f, "error", 0, 0.0, f"same stem as {written[f.stem]}: its labels "
-                             f"would overwrite {f.stem}.txt; rename one of them", 0.0, ""))
+        if target is None:
+            rows.append(_row(f, "error", 0, 0.0, error, 0.0, ""))
             continue
         try:
             res = autolabel_file(f, **options)
@@ -1591,14 +1581,12 @@ def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
             msg = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
             rows.append(_row(f, "error", 0, 0.0, msg, 0.0, ""))
             continue
-        target = out / f"{f.stem}.txt"
         try:
             write_labels(res.events[["start", "end", "label"]], target)
         except OSError as exc:
             rows.append(_row(f, "error", len(res.events), res.plops_per_min,
                              f"{target}: cannot write the labels ({exc})", res.duration_s, ""))
             continue
-        written[f.stem] = f
         rows.append(_row(f, res.status, len(res.events), res.plops_per_min, res.message,
                          res.duration_s, str(target)))
     bar.close()

@@ -120,7 +120,7 @@ def _cmd_autolabel(args: argparse.Namespace) -> int:
     table = autolabel_paths(args.paths, out_dir=args.out, progress=not args.quiet)
     for r in table.itertuples():
         if r.status == "error":
-            print(f"{r.file}: {r.message}", file=sys.stderr)
+            print(r.message, file=sys.stderr)   # the message names the file
         else:
             note = f" ({r.message})" if r.status == "flagged" and r.message else ""
             print(f"{r.file}: {r.events} plops, {r.plops_per_min:.1f} per minute, {r.status}{note}")
@@ -143,7 +143,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     def emit(row: dict) -> None:
         if row["error"]:
-            print(f"{row['file']}: {row['error']}", file=sys.stderr)
+            print(row["error"], file=sys.stderr)   # the message names the file
         else:
             writer.writerow([row["file"], f"{row['duration_s']:.2f}", row["events"], f"{row['bpm']:.1f}"])
         sys.stdout.flush()
@@ -354,7 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    import warnings
+
     args = build_parser().parse_args(argv)
+    # a warning for a person at a terminal: one line, without the source line that raised it
+    plain, warnings.formatwarning = warnings.formatwarning, lambda message, *_, **__: f"warning: {message}\n"
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -363,3 +367,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = plain

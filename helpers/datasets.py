@@ -214,13 +214,20 @@ def _duration_s(path: Path) -> float:
     return len(load_audio(path, sr=None)) / info["sample_rate"]
 
 
+#: Label texts that say "plop" (case-insensitive); an empty text reads as ``p``.
+PLOP_TEXTS = ("p", "plop", "plops", "bubble", "b")
+#: :func:`validate_recordings`' problem for labels with another text (training and scoring warn)
+NOT_PLOPS = "labels that are not plops?"
+
+
 def validate_recordings(folder: str | os.PathLike, *, overlap_tolerance_s: float = 0.0
                         ) -> pd.DataFrame:
     """Check a folder of own recordings before training.
 
     Reports, one row per problem (``recording``, ``path``, ``severity``, ``problem``,
-    ``detail``): unreadable audio, audio without a label file, unreadable label files, labels
-    past the end of the audio, overlapping events and zero-length (point) events. Errors stop
+    ``detail``): unreadable or empty audio, audio without a label file, unreadable label files,
+    labels past the end of the audio, overlapping events, zero-length (point) events and
+    labels whose text is not a plop's (:data:`PLOP_TEXTS`: every label counts as a plop). Errors stop
     a recording from being used; warnings are worth a look in Audacity.
 
     Examples
@@ -247,6 +254,10 @@ def validate_recordings(folder: str | os.PathLike, *, overlap_tolerance_s: float
             duration = _duration_s(f)
         except (AudioError, OSError) as e:
             report(f, "error", "unreadable audio", str(e))
+            continue
+        if duration <= 0:
+            report(f, "error", "unreadable audio", f"{f}: contains no audio samples (0 frames); "
+                   "record or export it again")
             continue
         lab = labels_path_for(f)
         if not lab.exists():
@@ -279,6 +290,13 @@ def validate_recordings(folder: str | os.PathLike, *, overlap_tolerance_s: float
                        f"{s[ov[0] + 1]:.3f} s; split or merge them in Audacity")
         if len(ev) == 0:
             report(f, "warning", "no events", "the label file is empty: no plops in this recording?")
+        other = ev["label"].astype(str).str.strip().str.lower()
+        other = ev["label"][~other.isin(PLOP_TEXTS)]
+        if len(other):
+            kinds = ", ".join(f"{text!r} ×{n}" for text, n in other.value_counts().head(3).items())
+            report(f, "warning", NOT_PLOPS,
+                   f"{len(other)} labels have another text ({kinds}); every label counts as a plop, "
+                   "whatever its text: delete the labels of other sounds")
     folders = [Path(folder)] if Path(folder).is_dir() else []
     for d in folders:
         for lab in sorted(d.rglob("*.txt")):
@@ -306,6 +324,8 @@ def own_recordings(folder: str | os.PathLike, *, seed: int = 0, require_labels: 
     skip = set(bad["path"])
     for r in bad.itertuples():
         print(f"skipping {r.path}: {r.problem}: {r.detail}", file=sys.stderr)
+    for r in report[report["problem"] == NOT_PLOPS].itertuples():
+        print(f"warning: {r.path}: {r.detail}", file=sys.stderr)
     rows = []
     for f in find_audio(folder):
         if str(f) in skip:

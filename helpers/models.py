@@ -230,11 +230,17 @@ class Detector:
         return cls(model, config, backend=backend, path=folder)
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``model.keras`` and ``config.json`` into ``folder`` (atomically per file)."""
+        """Write ``model.keras`` and ``config.json`` into ``folder`` (atomically per file).
+
+        LiteRT exports already in ``folder`` belong to the model saved there before, and
+        ``backend="auto"`` would prefer them to this one: they are deleted
+        (:func:`export_litert` makes new ones)."""
         if self.backend != "keras":
             raise ValueError("only a Keras detector can be saved; export LiteRT from it")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        for kind in ("float", "int8"):
+            (folder / f"model_{kind}.tflite").unlink(missing_ok=True)
         tmp = folder / ".model.keras.tmp.keras"
         self.model.save(tmp)
         os.replace(tmp, folder / "model.keras")
@@ -646,40 +652,42 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
     of the file, what counting by hand gives, exact when the detector is.
     ``min_plausibility``: see :meth:`Detector.detect` (``detect --strict``).
 
-    A file that cannot be read is reported in its row's ``error`` and the others are still
+    A file that cannot be read, a path that is not audio or does not exist, and a file whose
+    labels would overwrite another's or the labels beside it (:func:`helpers.audio.label_jobs`)
+    are reported in their row's ``error`` (which names the file) and the others are still
     processed. ``on_row(row)`` is called after each file (the command line prints it).
     """
     import sys
 
     from tqdm.auto import tqdm
 
-    from helpers.audio import AudioError, find_audio, load_audio
+    from helpers.audio import AudioError, label_jobs, load_audio, output_folder
     from helpers.events import bpm_from_events
     from helpers.labels import write_labels
 
-    files = find_audio(paths)
+    out = output_folder(out_dir)
+    jobs = label_jobs(paths, out)
     det = Detector.load(model, backend=backend)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for f in tqdm(files, desc="detecting", unit="file", disable=not progress or len(files) < 2,
-                  file=sys.stderr):
+    for f, target, error in tqdm(jobs, desc="detecting", unit="file",
+                                 disable=not progress or len(jobs) < 2, file=sys.stderr):
         row = {"file": str(f), "duration_s": float("nan"), "events": 0, "bpm": float("nan"),
-               "bpm_low": float("nan"), "bpm_high": float("nan"), "error": ""}
-        try:
-            y = load_audio(f)
-            events = det.detect(y, min_plausibility=min_plausibility)
-            duration = len(y) / SR
-            write_labels(events, out / f"{f.stem}.txt")
-            b = bpm_from_events(events, duration_s=duration, method=bpm_method)
-            row.update(duration_s=round(duration, 3), events=len(events), bpm=round(b["bpm"], 2),
-                       bpm_low=round(b["low"], 2), bpm_high=round(b["high"], 2))
-        except (AudioError, OSError, ValueError) as e:
-            row["error"] = str(e)
+               "bpm_low": float("nan"), "bpm_high": float("nan"), "error": error}
+        if target is not None:
+            try:
+                y = load_audio(f)
+                events = det.detect(y, min_plausibility=min_plausibility)
+                duration = len(y) / SR
+                write_labels(events, target)
+                b = bpm_from_events(events, duration_s=duration, method=bpm_method)
+                row.update(duration_s=round(duration, 3), events=len(events), bpm=round(b["bpm"], 2),
+                           bpm_low=round(b["low"], 2), bpm_high=round(b["high"], 2))
+            except (AudioError, OSError, ValueError) as e:
+                row["error"] = str(e) if str(f) in str(e) else f"{f}: {e}"
         rows.append(row)
         if on_row is not None:
             on_row(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["file", "duration_s", "events", "bpm", "bpm_low", "bpm_high", "error"])
 
 
 def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init: str | os.PathLike | None = "shipped",

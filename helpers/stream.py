@@ -123,6 +123,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from helpers.audio import to_mono
 from helpers.config import PLOP_LABEL, SR
 from helpers.features import HOP, N_MELS, Frontend
 from helpers.models import STEP, WINDOW
@@ -750,7 +751,7 @@ class RollingBPM:
 class _Converter:
     """Interleaved samples at ``rate`` with ``channels`` → mono float32 at 16 kHz, streaming.
 
-    The channels are averaged like :func:`helpers.audio.to_mono`, and the rate changed with
+    The channels are averaged by :func:`helpers.audio.to_mono` (block by block), and the rate changed with
     ``soxr.ResampleStream`` (HQ), which gives the same samples as resampling the whole signal
     at once. ``max_s`` stops after that many seconds of input.
     """
@@ -782,7 +783,7 @@ class _Converter:
             x = x[:max(self._left, 0)]
             self._left -= len(x)
         self.frames_in += len(x)
-        y = x[:, 0] if self.channels == 1 else x.mean(axis=1, dtype=np.float64).astype(np.float32)
+        y = x[:, 0] if self.channels == 1 else to_mono(x.T)
         y = np.ascontiguousarray(y)
         return self._soxr.resample_chunk(y) if self._soxr is not None else y
 
@@ -854,6 +855,11 @@ class FileSource(_Source):
                 yield y[i:i + n], SR, 1
             return
         with f:
+            if f.frames == 0:   # as detect reports it
+                from helpers.audio import AudioError
+
+                raise AudioError(self.path, "contains no audio samples (0 frames)",
+                                 "record or export it again")
             n = max(1, int(round(self.block_s * f.samplerate)))
             while True:
                 block = f.read(n, dtype="float32", always_2d=True)

@@ -7,6 +7,7 @@ load_audio could read them.
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 from pathlib import Path
@@ -23,7 +24,9 @@ from helpers.audio import (
     AudioError,
     audio_info,
     find_audio,
+    label_jobs,
     load_audio,
+    output_folder,
     resample,
     save_audio,
     to_mono,
@@ -365,6 +368,68 @@ def test_to_mono():
     assert to_mono(np.ones(3, np.float64)).dtype == np.float32
     with pytest.raises(ValueError, match="shape"):
         to_mono(np.zeros((1, 2, 3)))
+
+
+def test_to_mono_keeps_one_channel_when_they_cancel(tmp_path):
+    """A pair in opposite polarity averages to silence: the louder channel is kept, and
+    load_audio says so; ordinary stereo (a quiet second channel too) is still averaged."""
+    rng = np.random.default_rng(0)
+    left = rng.standard_normal(SR).astype(np.float32) * 0.3
+    inverted = np.stack([left, -0.98 * left])
+    np.testing.assert_array_equal(to_mono(inverted), left)
+    np.testing.assert_array_equal(to_mono(inverted[::-1]), left)    # the louder one, wherever
+    quiet_right = np.stack([left, 0.05 * rng.standard_normal(SR).astype(np.float32)])
+    np.testing.assert_allclose(to_mono(quiet_right), quiet_right.mean(axis=0), atol=1e-7)
+    np.testing.assert_array_equal(to_mono(np.zeros((2, 5))), np.zeros(5))  # silence stays silence
+    save_audio(tmp_path / "inv.wav", inverted, sr=SR, subtype="FLOAT")
+    with pytest.warns(UserWarning, match="cancel out.*channel 1"):
+        y = load_audio(tmp_path / "inv.wav")
+    np.testing.assert_allclose(y, left, atol=1e-6)
+
+
+def test_label_jobs_never_overwrite_labels(tmp_path):
+    """Missing and non-audio paths, a second file of one stem, and a label file that belongs
+    to a recording in the output folder give an error instead of a target."""
+    rec = tmp_path / "rec"
+    (rec / "old").mkdir(parents=True)
+    for name in ("a.wav", "b.flac", "old/a.ogg"):
+        save_audio(rec / name, np.zeros(SR // 10, np.float32), sr=SR)
+    (rec / "b.txt").write_text("0.1\t0.2\tp\n")               # hand labels beside b.flac
+    jobs = label_jobs([rec / "a.wav", rec, tmp_path / "nope.wav", rec / "b.txt"], tmp_path / "out")
+    got = {(f.relative_to(tmp_path).as_posix() if f.is_relative_to(tmp_path) else str(f)):
+           (t, e) for f, t, e in jobs}
+    assert [str(f.relative_to(tmp_path)) for f, *_ in jobs] == [
+        "rec/a.wav", "rec/b.flac", "rec/old/a.ogg", "nope.wav", "rec/b.txt"]  # a.wav once
+    assert got["rec/a.wav"] == (tmp_path / "out" / "a.txt", "")
+    assert got["rec/b.flac"] == (tmp_path / "out" / "b.txt", "")       # another folder: fine
+    target, error = got["rec/old/a.ogg"]
+    assert target is None and "same stem as" in error and str(rec / "old" / "a.ogg") in error
+    target, error = got["nope.wav"]
+    assert target is None and error.startswith(f"{tmp_path / 'nope.wav'}: No such file")
+    assert got["rec/b.txt"][0] is None and "text file" in got["rec/b.txt"][1]
+    # into the recordings' own folder: b.txt is b.flac's labels, a.txt does not exist yet
+    inside = {f.name: (t, e) for f, t, e in label_jobs([rec / "a.wav", rec / "b.flac"], rec)}
+    assert inside["a.wav"] == (rec / "a.txt", "")
+    assert inside["b.flac"][0] is None and "would be overwritten" in inside["b.flac"][1]
+    # another folder's recording whose stem has labels in out: protected too
+    assert label_jobs([rec / "old" / "a.ogg"], rec)[0][1] == rec / "a.txt"
+    (rec / "a.txt").write_text("")
+    assert label_jobs([rec / "old" / "a.ogg"], rec)[0][1] is None
+
+
+def test_output_folder_is_made_and_checked(tmp_path):
+    assert output_folder(tmp_path / "x" / "y").is_dir()
+    assert list((tmp_path / "x" / "y").iterdir()) == []    # the write test leaves nothing
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        output_folder(tmp_path / "file")
+    if os.geteuid() != 0:   # root writes anywhere: a read-only folder only stops other users
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(ValueError, match="cannot write there"):
+            output_folder(ro)
+    with pytest.raises(ValueError, match="cannot write there"):
+        output_folder("/proc/aed-test")     # not writable even for root
 
 
 def test_resample_shapes():

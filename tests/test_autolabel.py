@@ -217,6 +217,11 @@ def test_two_files_with_one_stem_do_not_overwrite_each_other(easy, tmp_path):
                                progress=False)
     assert list(table["status"].isin(["ok", "flagged"])) == [True, False]
     assert "same stem" in table["message"].iloc[1]
+    # proposals into the recordings' folder never replace the labels already beside one
+    (tmp_path / "day1" / "brew.txt").write_text("1.0\t1.1\tp\n")
+    table = al.autolabel_paths([tmp_path / "day1"], out_dir=tmp_path / "day1", progress=False)
+    assert table["status"].tolist() == ["error"] and "would be overwritten" in table["message"].iloc[0]
+    assert (tmp_path / "day1" / "brew.txt").read_text() == "1.0\t1.1\tp\n"
 
 
 def test_the_step_by_step_path_of_notebook_03_is_the_labelers(easy):

@@ -119,6 +119,11 @@ def own_folder(tmp_path):
     write_wav(d / "dup.flac")
     write_wav(d / "dup.wav")
     write_labels(d / "dup.txt", "0.5\t0.6\tp\n")
+    write_wav(d / "door.wav")
+    write_labels(d / "door.txt", "0.5\t0.6\tPlop\n0.8\t0.9\tdoor\n1.2\t1.3\tdoor\n1.5\t1.6\tbubble\n")
+    import soundfile as sf
+    sf.write(d / "nosamples.wav", np.zeros(0, np.int16), 16000, subtype="PCM_16")
+    write_labels(d / "nosamples.txt", "0.5\t0.6\tp\n")
     (d / "notes.md").write_text("not audio")
     return d
 
@@ -133,6 +138,8 @@ EXPECTED = {
     ("badlabels", "error", "unreadable labels"),
     ("latin1", "error", "unreadable labels"),
     ("dup", "error", "duplicate name"),
+    ("door", "warning", "labels that are not plops?"),
+    ("nosamples", "error", "unreadable audio"),
 }
 
 
@@ -149,7 +156,10 @@ def test_validate_reports_each_problem(own_folder):
     assert "0.300" in detail["overlapping events"]
     assert "1 point labels" in detail["zero-length events"]
     assert "nolabels.txt not found" in detail["no labels"]
-    assert "corrupt.wav" in detail["unreadable audio"]
+    assert "corrupt.wav" in report.loc[report["recording"] == "corrupt", "detail"].iloc[0]
+    assert "no audio samples" in report.loc[report["recording"] == "nosamples", "detail"].iloc[0]
+    # "Plop" and "bubble" say plop; the two doors are named, and counted as plops all the same
+    assert detail["labels that are not plops?"].startswith("2 labels have another text ('door' ×2)")
     assert "line 2" in report.loc[report["recording"] == "badlabels", "detail"].iloc[0]
     assert "UTF-8" in report.loc[report["recording"] == "latin1", "detail"].iloc[0]
     # the path names the file; the duplicate reported is the second one found

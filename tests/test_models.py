@@ -182,6 +182,43 @@ def test_detect_paths_continues_past_a_bad_file(trained, tmp_path):
         assert isinstance(read_labels(tmp_path / "out" / f"rec{i}.txt"), pd.DataFrame)
 
 
+def test_detect_never_overwrites_labels_and_goes_past_bad_paths(trained, tmp_path):
+    """Nothing lost: the hand labels beside a recording when --out is its folder, and a second
+    file of one stem, are reported and left alone; a missing path does not stop the batch."""
+    y, ev = _recordings(1, 300, duration=6.0)[0]
+    own = tmp_path / "own"
+    (own / "older").mkdir(parents=True)
+    save_audio(own / "brew.flac", y, sr=16000)
+    write_labels(ev, own / "brew.txt")                         # made by hand
+    hand = (own / "brew.txt").read_bytes()
+    save_audio(own / "older" / "brew.wav", y, sr=16000)        # same stem, another folder
+    save_audio(own / "fresh.wav", y, sr=16000)                 # no labels yet
+    table = detect_paths([tmp_path / "missing.wav", own], out_dir=own, model=trained[0],
+                         progress=False)
+    assert (own / "brew.txt").read_bytes() == hand
+    errors = dict(zip(table["file"].map(lambda f: Path(f).relative_to(tmp_path).as_posix()), table["error"]))
+    assert list(errors) == ["missing.wav", "own/brew.flac", "own/fresh.wav", "own/older/brew.wav"]
+    assert "No such file" in errors["missing.wav"]
+    assert "would be overwritten" in errors["own/brew.flac"] and "own/brew.txt" in errors["own/brew.flac"]
+    assert "would be overwritten" in errors["own/older/brew.wav"]   # also brew.flac's labels
+    assert errors["own/fresh.wav"] == "" and (own / "fresh.txt").exists()
+    assert all(str(tmp_path) in e for e in errors.values() if e)    # every message names its file
+
+
+def test_saving_a_model_deletes_the_older_litert_exports(trained, tmp_path):
+    """Detector.load's "auto" prefers model_int8.tflite: after a new model.keras is saved into
+    a folder, exports of the model saved there before must not be picked up."""
+    folder, det, _, _ = trained
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for f in folder.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    assert Detector.load(copy).backend == "int8"
+    det.save(copy)
+    assert not list(copy.glob("*.tflite"))
+    assert Detector.load(copy).backend == "keras"
+
+
 def _run(*args, cwd=ROOT):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "-m", "helpers", *map(str, args)], cwd=cwd, env=env,
@@ -196,12 +233,15 @@ def test_cli_detect_stereo_44k_and_bad_file(trained, tmp_path):
     save_audio(tmp_path / "stereo44k.wav", stereo, sr=44100)
     save_audio(tmp_path / "mono.ogg", rec.audio if rec.audio.ndim == 1 else rec.audio[0], sr=44100)
     (tmp_path / "empty.flac").write_bytes(b"")
-    r = _run("detect", tmp_path, "--model", folder, "--out", tmp_path / "labels", "--quiet")
+    r = _run("detect", tmp_path, tmp_path / "gone.wav", "--model", folder, "--out", tmp_path / "labels",
+             "--quiet")
     assert r.returncode == 1
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "file,duration_s,events,bpm"
     assert len(lines) == 3 and all(line.count(",") == 3 for line in lines)
-    assert "empty.flac" in r.stderr
+    assert "empty.flac" in r.stderr and f"{tmp_path / 'gone.wav'}: No such file" in r.stderr
+    assert r.stderr.count(str(tmp_path / "empty.flac")) == 1   # named once, not twice
+    assert "2 of 4 files failed" in r.stderr
     assert (tmp_path / "labels" / "stereo44k.txt").exists()
 
 
