@@ -191,7 +191,8 @@ class Detector:
         self._mean = np.asarray(config.norm_mean, dtype=np.float32)
         self._std = np.asarray(config.norm_std, dtype=np.float32)
         if backend != "keras":
-            self.model.allocate_tensors()
+            with _native_output_kept():   # "INFO: Created TensorFlow Lite XNNPACK delegate"
+                self.model.allocate_tensors()
             self._in = self.model.get_input_details()[0]
             self._out = self.model.get_output_details()[0]
 
@@ -566,6 +567,30 @@ def _pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 # LiteRT
 # ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
+def _native_output_kept() -> Iterator[None]:
+    """Hold back what native code writes to file descriptor 2 (LiteRT's and the converter's
+    C++ logs, which Python cannot redirect) while the block runs; when the block raises, what
+    was written is printed to stderr before the error."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    failed = True
+    with tempfile.TemporaryFile(mode="w+b") as native:
+        os.dup2(native.fileno(), 2)
+        try:
+            yield
+            failed = False
+        finally:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            if failed:
+                native.seek(0)
+                sys.stderr.write(native.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
 def _converter_quiet() -> Iterator[None]:
     """Keep the LiteRT converter's chatter (the saved artifact's signature, TensorFlow's INFO
     lines and the quantizer's native log, about fifty lines per model) out of the output;
@@ -573,31 +598,24 @@ def _converter_quiet() -> Iterator[None]:
     import io
     import logging
     import sys
-    import tempfile
     import warnings
 
     said = io.StringIO()
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
     tf_log.setLevel(logging.WARNING)
-    sys.stderr.flush()
-    saved_fd = os.dup(2)
-    failed = True
-    with tempfile.TemporaryFile(mode="w+b") as native:
-        os.dup2(native.fileno(), 2)       # the converter's C++ side writes to file descriptor 2
-        try:
-            with contextlib.redirect_stdout(said), warnings.catch_warnings():
-                # int8 inputs are not asked for: the model keeps float32 inputs and outputs
-                warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-                yield
-            failed = False
-        finally:
-            os.dup2(saved_fd, 2)
-            os.close(saved_fd)
-            tf_log.setLevel(level)
-            if failed:
-                native.seek(0)
-                sys.stderr.write(said.getvalue() + native.read().decode(errors="replace"))
+    try:
+        with _native_output_kept():
+            try:
+                with contextlib.redirect_stdout(said), warnings.catch_warnings():
+                    # int8 inputs are not asked for: the model keeps float32 inputs and outputs
+                    warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+                    yield
+            except BaseException:
+                sys.stderr.write(said.getvalue())
+                raise
+    finally:
+        tf_log.setLevel(level)
 
 
 def export_litert(detector: Detector, representative: list[np.ndarray], *, folder: str | os.PathLike | None = None,
