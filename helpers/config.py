@@ -86,7 +86,7 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full", synth_recordings=60, synth_duration_s=60.0,
-                    train_extra_recordings=120, train_extra_duration_s=30.0, train_negatives=24,
+                    train_extra_recordings=120, train_extra_duration_s=30.0, train_negatives=72,
                     val_extra_recordings=60, test_extra_recordings=120,
                     train_epochs=12, train_budget_s=None),
     "quick": Profile("quick", synth_recordings=12, synth_duration_s=20.0,
