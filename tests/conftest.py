@@ -22,12 +22,13 @@ serial_ops()   # before any test starts TensorFlow
 
 @pytest.fixture
 def talk_and_music():
-    """20 s with seven plops under talk and music at 5 dB SNR (16 kHz): the shipped model also
+    """20 s with 40 plops under talk and music at 5 dB SNR (16 kHz): the shipped model also
     fires on one other sound there, and strict mode drops it. Tied to the shipped model: when
-    it is retrained, look for a seed where this holds again."""
+    it is retrained, look for a seed where this holds again (seed 261 served the model trained
+    with 24 speech and music clips alone; this one the model trained with 72)."""
     from helpers import synth
 
-    return synth.synthesize_recording(seed=261, duration_s=20.0, sr=16000, snr_db=5.0,
+    return synth.synthesize_recording(seed=213, duration_s=20.0, sr=16000, snr_db=5.0,
                                       backgrounds=("babble", "music"))
 
 

@@ -207,16 +207,18 @@ def test_own_recordings_keeps_the_usable_ones(own_folder, capsys):
     m = own_recordings(own_folder)
     assert list(m.columns) == list(MANIFEST_COLUMNS)
     # errors are left out, warnings kept; of two files with one stem the first is kept
-    assert sorted(m["recording"]) == ["dup", "empty", "good", "good2", "overlap", "point"]
+    assert sorted(m["recording"]) == ["door", "dup", "empty", "good", "good2", "overlap", "point"]
     assert m.set_index("recording").loc["dup", "path"] == str(own_folder / "dup.flac")
     assert (m["source"] == "own").all()
     assert m["duration_s"].tolist() == [DUR] * len(m)
     assert all(lab == str(own_folder / f"{r}.txt") for r, lab in zip(m["recording"], m["labels"]))
     assert list(m["split"]) == split_by_recording(m["recording"])
     err = capsys.readouterr().err
-    for name in ("nolabels.wav", "past.wav", "corrupt.wav", "badlabels.wav", "dup.wav"):
+    for name in ("nolabels.wav", "past.wav", "corrupt.wav", "badlabels.wav", "dup.wav", "nosamples.wav"):
         assert f"skipping {own_folder / name}" in err, name
     assert "good.wav" not in err
+    # kept, but the labels that do not say plop are pointed out: they are trained on as plops
+    assert f"warning: {own_folder / 'door.wav'}: 2 labels have another text" in err
 
 
 def test_own_recordings_without_labels(own_folder):

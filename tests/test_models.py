@@ -310,7 +310,7 @@ def test_cli_detect_bpm_methods(trained, tmp_path):
 def test_cli_detect_strict_drops_the_implausible_detections(tmp_path, talk_and_music):
     """`detect --strict` (shipped model): the plain detections whose plausibility, measured
     here on their own, reaches STRICT_PLAUSIBILITY, and nothing else. In this recording (talk
-    and music at 5 dB SNR, seven plops) the shipped model also fires on one other sound;
+    and music at 5 dB SNR, 40 plops) the shipped model also fires on one other sound;
     strict mode drops it and keeps every plop."""
     from helpers.audio import load_audio
     from helpers.autolabel import STRICT_PLAUSIBILITY, plausibility

@@ -291,7 +291,7 @@ def test_probability_system_without_hysteresis_at_any_threshold():
 
 def test_cli_evaluate_strict_scores_what_detect_strict_writes(tmp_path, talk_and_music):
     """`evaluate --strict` scores exactly the detections of `detect --strict` (talk and music
-    at 5 dB, seven plops: the shipped model fires on one other sound, strict mode drops it),
+    at 5 dB, 40 plops: the shipped model fires on one other sound, strict mode drops it),
     and a threshold sweep of the strict system keeps what plausibility keeps."""
     from helpers.audio import load_audio, save_audio
     from helpers.autolabel import STRICT_PLAUSIBILITY, plausibility
