@@ -44,6 +44,8 @@ __all__ = [
     "find_audio",
     "label_jobs",
     "load_audio",
+    "naming",
+    "no_samples",
     "output_folder",
     "resample",
     "save_audio",
@@ -100,6 +102,26 @@ class AudioError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep it picklable (multiprocessing, joblib)
         return (type(self), (str(self.path), self.problem, self.hint))
+
+
+def no_samples(path: str | os.PathLike[str]) -> AudioError:
+    """The error for a file that decodes to no samples at all (every reader gives this one)."""
+    return AudioError(path, "contains no audio samples (0 frames)", "record or export it again")
+
+
+def naming(path: str | os.PathLike[str], exc: BaseException) -> str:
+    """``exc``'s message for a person, starting with ``path`` unless it names it already
+    (a missing file reads ``path: No such file or folder``, not ``[Errno 2] ...``).
+
+    Examples
+    --------
+    >>> naming("a.wav", ValueError("too short"))
+    'a.wav: too short'
+    >>> naming("a.wav", AudioError("a.wav", "is empty (0 bytes)"))
+    'a.wav: is empty (0 bytes)'
+    """
+    message = f"{path}: {exc.strerror}" if isinstance(exc, FileNotFoundError) and exc.strerror else str(exc)
+    return message if str(path) in message else f"{path}: {message}"
 
 
 # --------------------------------------------------------------------------- finding
@@ -221,12 +243,12 @@ def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         try:
             found = find_audio(p)
         except (OSError, ValueError) as exc:  # AudioError is a ValueError
-            message = f"{p}: {exc.strerror}" if isinstance(exc, FileNotFoundError) else str(exc)
-            entries.append((Path(p), message if str(p) in message else f"{p}: {message}"))
+            entries.append((Path(p), naming(p, exc)))
             continue
         for f in found:  # a file named directly and through its folder is labeled once
-            if f.resolve() not in seen:
-                seen.add(f.resolve())
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
                 entries.append((f, ""))
     # recordings that live in out_dir: their .txt there are their labels, not ours to replace
     recorded = {g.stem for g in out.iterdir() if g.suffix.lower() in SUPPORTED} if out.is_dir() else set()
@@ -300,7 +322,7 @@ def load_audio(
     path = _check_file(path)
     y, native_sr, _ = _decode(path)
     if y.shape[1] == 0:
-        raise AudioError(path, "contains no audio samples (0 frames)", "record or export it again")
+        raise no_samples(path)
     finite = np.isfinite(y)
     if not finite.all():
         bad = np.flatnonzero(~finite.all(axis=0))

@@ -317,7 +317,7 @@ def _stream(path: Path, *, block_s: float = _BLOCK_S) -> Iterator[np.ndarray]:
     """
     import soundfile as sf
 
-    from helpers.audio import AudioError, audio_info, load_audio, to_mono
+    from helpers.audio import AudioError, audio_info, load_audio, no_samples, to_mono
 
     info = audio_info(path)  # raises AudioError for empty, unsupported, truncated files
     if info["decoder"] != "soundfile":
@@ -354,7 +354,7 @@ def _stream(path: Path, *, block_s: float = _BLOCK_S) -> Iterator[np.ndarray]:
         raise AudioError(path, f"could not be decoded after {done / native:.1f} s ({exc})",
                          "the file is damaged; copy or export it again") from exc
     if done == 0:
-        raise AudioError(path, "contains no audio samples (0 frames)", "record or export it again")
+        raise no_samples(path)
 
 
 def _frame_chunks(path: Path, info: dict, *, block_s: float = _BLOCK_S
@@ -1561,7 +1561,7 @@ def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
     """
     from tqdm.auto import tqdm
 
-    from helpers.audio import label_jobs, output_folder
+    from helpers.audio import label_jobs, naming, output_folder
     from helpers.labels import write_labels
 
     _options(options)
@@ -1578,8 +1578,7 @@ def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - report and go on with the next file
-            msg = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
-            rows.append(_row(f, "error", 0, 0.0, msg, 0.0, ""))
+            rows.append(_row(f, "error", 0, 0.0, naming(f, exc), 0.0, ""))
             continue
         try:
             write_labels(res.events[["start", "end", "label"]], target)

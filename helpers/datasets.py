@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import synth
-from helpers.audio import AudioError, audio_info, find_audio, load_audio
+from helpers.audio import AudioError, audio_info, find_audio, load_audio, no_samples
 from helpers.config import SR, Profile, profile as get_profile
 from helpers.labels import LabelError, empty_events, labels_path_for, read_labels
 
@@ -256,8 +256,7 @@ def validate_recordings(folder: str | os.PathLike, *, overlap_tolerance_s: float
             report(f, "error", "unreadable audio", str(e))
             continue
         if duration <= 0:
-            report(f, "error", "unreadable audio", f"{f}: contains no audio samples (0 frames); "
-                   "record or export it again")
+            report(f, "error", "unreadable audio", str(no_samples(f)))
             continue
         lab = labels_path_for(f)
         if not lab.exists():
@@ -290,8 +289,7 @@ def validate_recordings(folder: str | os.PathLike, *, overlap_tolerance_s: float
                        f"{s[ov[0] + 1]:.3f} s; split or merge them in Audacity")
         if len(ev) == 0:
             report(f, "warning", "no events", "the label file is empty: no plops in this recording?")
-        other = ev["label"].astype(str).str.strip().str.lower()
-        other = ev["label"][~other.isin(PLOP_TEXTS)]
+        other = ev["label"][~ev["label"].astype(str).str.strip().str.lower().isin(PLOP_TEXTS)]
         if len(other):
             kinds = ", ".join(f"{text!r} ×{n}" for text, n in other.value_counts().head(3).items())
             report(f, "warning", NOT_PLOPS,

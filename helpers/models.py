@@ -679,7 +679,7 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
 
     from tqdm.auto import tqdm
 
-    from helpers.audio import AudioError, label_jobs, load_audio, output_folder
+    from helpers.audio import AudioError, label_jobs, load_audio, naming, output_folder
     from helpers.events import bpm_from_events
     from helpers.labels import write_labels
 
@@ -701,7 +701,7 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
                 row.update(duration_s=round(duration, 3), events=len(events), bpm=round(b["bpm"], 2),
                            bpm_low=round(b["low"], 2), bpm_high=round(b["high"], 2))
             except (AudioError, OSError, ValueError) as e:
-                row["error"] = str(e) if str(f) in str(e) else f"{f}: {e}"
+                row["error"] = naming(f, e)
         rows.append(row)
         if on_row is not None:
             on_row(row)

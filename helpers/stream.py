@@ -856,10 +856,9 @@ class FileSource(_Source):
             return
         with f:
             if f.frames == 0:   # as detect reports it
-                from helpers.audio import AudioError
+                from helpers.audio import no_samples
 
-                raise AudioError(self.path, "contains no audio samples (0 frames)",
-                                 "record or export it again")
+                raise no_samples(self.path)
             n = max(1, int(round(self.block_s * f.samplerate)))
             while True:
                 block = f.read(n, dtype="float32", always_2d=True)
