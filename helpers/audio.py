@@ -213,7 +213,8 @@ def output_folder(out_dir: str | os.PathLike[str]) -> Path:
 
 
 def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-               out_dir: str | os.PathLike[str]) -> list[tuple[Path, Path | None, str]]:
+               out_dir: str | os.PathLike[str], *, overwrite: bool = False
+               ) -> list[tuple[Path, Path | None, str]]:
     """The audio files of ``paths`` and the label file each one gets in ``out_dir``, for the
     commands that write ``out_dir/<stem>.txt`` (``detect``, ``autolabel``).
 
@@ -226,7 +227,8 @@ def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     * an earlier file has the same stem (``a/rec.wav`` and ``b/rec.flac``): its labels would
       overwrite the other's;
     * ``out_dir`` holds a recording of that stem and its ``<stem>.txt``: the labels beside
-      that audio (often made by hand) would be overwritten.
+      that audio (often made by hand) would be overwritten; ``overwrite=True`` (the commands'
+      ``--overwrite``) replaces them instead, for a rerun into the recordings' own folder.
 
     Examples
     --------
@@ -261,9 +263,10 @@ def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         elif f.stem in taken:
             jobs.append((f, None, f"{f}: same stem as {taken[f.stem]}: its labels would overwrite "
                                   f"{target}; rename one of them or give them separate --out folders"))
-        elif f.stem in recorded and target.exists():
+        elif f.stem in recorded and target.exists() and not overwrite:
             jobs.append((f, None, f"{f}: {target} holds the labels of a recording in that folder "
-                                  "(made by hand?) and would be overwritten; choose another --out folder"))
+                                  "(made by hand?) and would be overwritten; choose another --out "
+                                  "folder, or pass --overwrite to replace them"))
         else:
             taken[f.stem] = f
             jobs.append((f, target, ""))

@@ -1525,14 +1525,15 @@ def autolabel_file(path: str | os.PathLike, **options: Any) -> AutolabelResult:
 
 
 def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
-                    out_dir: str | os.PathLike, progress: bool = True, **options: Any
-                    ) -> pd.DataFrame:
+                    out_dir: str | os.PathLike, progress: bool = True, overwrite: bool = False,
+                    **options: Any) -> pd.DataFrame:
     """Label many recordings: write ``out_dir/<stem>.txt`` (Audacity labels, label ``p``).
 
     Every path is a file or a folder (searched for audio with
     :func:`helpers.audio.find_audio`). A file that cannot be read, a missing path, and a file
     whose labels would overwrite another's or the labels beside it
-    (:func:`helpers.audio.label_jobs`) get a row with status ``"error"`` and no label file; the
+    (:func:`helpers.audio.label_jobs`; ``overwrite`` replaces the labels beside a recording in
+    ``out_dir``) get a row with status ``"error"`` and no label file; the
     batch goes on. Flagged recordings get
     an empty label file, so that a reviewer opens them too.
 
@@ -1567,7 +1568,7 @@ def autolabel_paths(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
     _options(options)
     out = output_folder(out_dir)
     rows: list[dict] = []
-    bar = tqdm(label_jobs(paths, out), desc="autolabel", unit="file", disable=not progress, leave=True)
+    bar = tqdm(label_jobs(paths, out, overwrite=overwrite), desc="autolabel", unit="file", disable=not progress, leave=True)
     for f, target, error in bar:
         bar.set_postfix_str(f.name[-40:], refresh=False)
         if target is None:

@@ -117,7 +117,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_autolabel(args: argparse.Namespace) -> int:
     from helpers.autolabel import autolabel_paths
 
-    table = autolabel_paths(args.paths, out_dir=args.out, progress=not args.quiet)
+    table = autolabel_paths(args.paths, out_dir=args.out, progress=not args.quiet,
+                            overwrite=args.overwrite)
     for r in table.itertuples():
         if r.status == "error":
             print(r.message, file=sys.stderr)   # the message names the file
@@ -150,7 +151,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     table = detect_paths(args.paths, out_dir=args.out, model=args.model, backend=args.backend,
                          progress=not args.quiet, on_row=emit, bpm_method=args.bpm_method,
-                         min_plausibility=STRICT_PLAUSIBILITY if args.strict else None)
+                         min_plausibility=STRICT_PLAUSIBILITY if args.strict else None,
+                         overwrite=args.overwrite)
     bad = int((table["error"] != "").sum()) if len(table) else 0
     if not len(table):
         print("no audio files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
@@ -274,6 +276,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         help="auto: LiteRT int8 when exported, else Keras")
 
 
+def _overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``, for the commands that write ``<stem>.txt`` labels (``detect``, ``autolabel``)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the labels of recordings that are in --out themselves (by default "
+                             "those files are kept, since they are often made by hand, and reported)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description="Every stage of the airlock pipeline without Jupyter.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -307,12 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("autolabel", help="propose plop labels (GMM-HMM) for review in Audacity")
     a.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     a.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")
+    _overwrite_option(a)
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_cmd_autolabel)
 
     t = sub.add_parser("detect", help="detect plops in audio files with a trained model")
     t.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     t.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")
+    _overwrite_option(t)
     t.add_argument("--bpm-method", choices=("interval", "count"), default="interval",
                    help="interval: the typical gap between plops, robust to a miss or a burst (default); "
                         "count: plops per minute of the file, as counted by hand")

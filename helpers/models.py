@@ -660,7 +660,8 @@ def export_litert(detector: Detector, representative: list[np.ndarray], *, folde
 # ---------------------------------------------------------------------------------------
 def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike | None = None,
                  backend: str = "auto", progress: bool = True, on_row=None,
-                 bpm_method: str = "interval", min_plausibility: float | None = None) -> pd.DataFrame:
+                 bpm_method: str = "interval", min_plausibility: float | None = None,
+                 overwrite: bool = False) -> pd.DataFrame:
     """Detect plops in every audio file of ``paths`` (files or folders), write
     ``out_dir/<stem>.txt`` Audacity labels, and return one row per file (``file``,
     ``duration_s``, ``events``, ``bpm``, ``bpm_low``, ``bpm_high``, ``error``).
@@ -671,8 +672,8 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
     ``min_plausibility``: see :meth:`Detector.detect` (``detect --strict``).
 
     A file that cannot be read, a path that is not audio or does not exist, and a file whose
-    labels would overwrite another's or the labels beside it (:func:`helpers.audio.label_jobs`)
-    are reported in their row's ``error`` (which names the file) and the others are still
+    labels would overwrite another's or the labels beside it (:func:`helpers.audio.label_jobs`;
+    ``overwrite`` replaces the labels beside a recording in ``out_dir``) are reported in their row's ``error`` (which names the file) and the others are still
     processed. ``on_row(row)`` is called after each file (the command line prints it).
     """
     import sys
@@ -684,7 +685,7 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
     from helpers.labels import write_labels
 
     out = output_folder(out_dir)
-    jobs = label_jobs(paths, out)
+    jobs = label_jobs(paths, out, overwrite=overwrite)
     det = Detector.load(model, backend=backend)
     rows = []
     for f, target, error in tqdm(jobs, desc="detecting", unit="file",

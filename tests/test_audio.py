@@ -415,6 +415,10 @@ def test_label_jobs_never_overwrite_labels(tmp_path):
     assert label_jobs([rec / "old" / "a.ogg"], rec)[0][1] == rec / "a.txt"
     (rec / "a.txt").write_text("")
     assert label_jobs([rec / "old" / "a.ogg"], rec)[0][1] is None
+    # --overwrite: the labels beside a recording are replaced on request; one stem is still once
+    assert "--overwrite" in inside["b.flac"][1]
+    again = label_jobs([rec / "a.wav", rec / "b.flac", rec / "old" / "a.ogg"], rec, overwrite=True)
+    assert [(t, e == "") for _, t, e in again] == [(rec / "a.txt", True), (rec / "b.txt", True), (None, False)]
 
 
 def test_output_folder_is_made_and_checked(tmp_path):

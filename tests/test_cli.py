@@ -212,3 +212,18 @@ def test_autolabel_command_labels_good_files_and_reports_bad_ones(tmp_path):
     proposed = read_labels(tmp_path / "proposed" / "brew.txt")
     assert len(proposed) > 0 and set(proposed["label"]) == {"p"}
     assert not (tmp_path / "proposed" / "broken.txt").exists()
+
+
+def test_autolabel_rerun_into_the_recordings_folder_needs_overwrite(tmp_path):
+    """Labels written beside the recordings are kept on a rerun (they may have been corrected
+    by hand since) unless --overwrite asks to replace them."""
+    rec = synth.synthesize_recording(seed=11, duration_s=15.0, sr=16000, snr_db=25.0)
+    sf.write(tmp_path / "brew.wav", rec.audio, 16000)
+    assert run("autolabel", str(tmp_path / "brew.wav"), "--out", str(tmp_path), "--quiet").returncode == 0
+    (tmp_path / "brew.txt").write_text("1.000000\t1.100000\tp\n")         # corrected by hand
+    kept = run("autolabel", str(tmp_path / "brew.wav"), "--out", str(tmp_path), "--quiet")
+    assert kept.returncode == 1 and "--overwrite" in kept.stderr
+    assert (tmp_path / "brew.txt").read_text() == "1.000000\t1.100000\tp\n"
+    again = run("autolabel", str(tmp_path / "brew.wav"), "--out", str(tmp_path), "--quiet", "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert len(read_labels(tmp_path / "brew.txt")) > 1

@@ -203,6 +203,8 @@ def test_detect_never_overwrites_labels_and_goes_past_bad_paths(trained, tmp_pat
     assert "would be overwritten" in errors["own/older/brew.wav"]   # also brew.flac's labels
     assert errors["own/fresh.wav"] == "" and (own / "fresh.txt").exists()
     assert all(str(tmp_path) in e for e in errors.values() if e)    # every message names its file
+    again = detect_paths([own / "brew.flac"], out_dir=own, model=trained[0], progress=False, overwrite=True)
+    assert list(again["error"]) == [""] and (own / "brew.txt").read_bytes() != hand   # asked for
 
 
 def test_saving_a_model_deletes_the_older_litert_exports(trained, tmp_path):
