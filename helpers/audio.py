@@ -40,7 +40,10 @@ from helpers.config import SR
 __all__ = [
     "SUPPORTED",
     "AudioError",
+    "TruncatedAudio",
     "audio_info",
+    "check_file",
+    "decoding_failed",
     "find_audio",
     "label_jobs",
     "load_audio",
@@ -49,6 +52,7 @@ __all__ = [
     "output_folder",
     "resample",
     "save_audio",
+    "shortfall",
     "to_mono",
 ]
 
@@ -102,6 +106,11 @@ class AudioError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep it picklable (multiprocessing, joblib)
         return (type(self), (str(self.path), self.problem, self.hint))
+
+
+class TruncatedAudio(AudioError):
+    """A file that holds less audio than its header promises (a copy cut short): readers that
+    can use the part that is there (``listen``) go on and report it at the end."""
 
 
 def no_samples(path: str | os.PathLike[str]) -> AudioError:
@@ -322,7 +331,7 @@ def load_audio(
     """
     if sr is not None and not sr > 0:
         raise ValueError(f"sr must be a positive sample rate in Hz or None, not {sr!r}")
-    path = _check_file(path)
+    path = check_file(path)
     y, native_sr, _ = _decode(path)
     if y.shape[1] == 0:
         raise no_samples(path)
@@ -371,7 +380,7 @@ def audio_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     import soundfile as sf
 
-    path = _check_file(path)
+    path = check_file(path)
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile cannot open it: ask ffmpeg
@@ -593,8 +602,9 @@ def _check_extension(path: Path) -> None:
     )
 
 
-def _check_file(path: str | os.PathLike[str]) -> Path:
-    """Existence, type, extension, size and container structure; returns a Path."""
+def check_file(path: str | os.PathLike[str]) -> Path:
+    """Existence, type, extension, size and container structure (a WAV or Ogg file cut short
+    raises :class:`TruncatedAudio`) before any decoding; returns a Path."""
     path = Path(path)
     if path.is_dir():
         raise AudioError(
@@ -618,7 +628,7 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
 
 
 def _truncated(path: Path, problem: str) -> AudioError:
-    return AudioError(
+    return TruncatedAudio(
         path,
         f"is truncated: {problem}",
         "the copy, download or recording was cut short; copy or export it again",
@@ -708,30 +718,42 @@ def _decode(path: Path) -> tuple[np.ndarray, int, str]:
                     break
                 blocks.append(block)
         except Exception as exc:
-            promised = (
-                f" of the {declared / native_sr:.2f} s its header promises" if native_sr > 0 else ""
-            )
-            raise AudioError(
-                path,
-                f"is truncated or corrupt: decoding failed{promised} ({_one_line(exc)})",
-                "the copy, download or recording was cut short or damaged; copy or export it again",
-            ) from exc
+            raise decoding_failed(path, exc, declared=declared, sr=native_sr) from exc
     if native_sr <= 0:
         raise AudioError(path, f"declares a sample rate of {native_sr} Hz", _REEXPORT)
     data = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
-    got = data.shape[0]
-    # Lossless formats know their exact length; MP3 only estimates it when the
-    # encoder wrote no Xing/Info header, so allow some slack there.
-    slack = 0 if fmt in ("WAV", "WAVEX", "FLAC", "AIFF", "CAF", "W64", "RF64") else max(
-        int(0.05 * declared), native_sr // 10
-    )
-    if 0 < declared < 2**62 and got < declared - slack:
-        raise _truncated(
-            path,
-            f"its header promises {declared / native_sr:.2f} s of audio "
-            f"but only {got / native_sr:.2f} s could be decoded",
-        )
+    problem = shortfall(path, fmt=fmt, declared=declared, got=data.shape[0], sr=native_sr)
+    if problem is not None:
+        raise problem
     return np.ascontiguousarray(data.T), int(native_sr), "soundfile"
+
+
+def decoding_failed(path: str | os.PathLike[str], exc: BaseException, *, declared: int, sr: int
+                    ) -> AudioError:
+    """The error for a file whose decoder failed part-way (``load_audio`` and ``listen``)."""
+    promised = f" of the {declared / sr:.2f} s its header promises" if sr > 0 else ""
+    return AudioError(
+        path,
+        f"is truncated or corrupt: decoding failed{promised} ({_one_line(exc)})",
+        "the copy, download or recording was cut short or damaged; copy or export it again",
+    )
+
+
+def shortfall(path: str | os.PathLike[str], *, fmt: str, declared: int, got: int, sr: int
+              ) -> AudioError | None:
+    """The error for a soundfile-decoded file that gave fewer frames than its header declares
+    (a truncated copy), or None. Lossless formats know their exact length; MP3 and OGG only
+    estimate it (MP3 when the encoder wrote no Xing/Info header), so they get some slack."""
+    slack = 0 if fmt in ("WAV", "WAVEX", "FLAC", "AIFF", "CAF", "W64", "RF64") else max(
+        int(0.05 * declared), sr // 10
+    )
+    if sr > 0 and 0 < declared < 2**62 and got < declared - slack:
+        return _truncated(
+            Path(path),
+            f"its header promises {declared / sr:.2f} s of audio "
+            f"but only {got / sr:.2f} s could be decoded",
+        )
+    return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -46,10 +46,13 @@ How this client behaves
   ``min_interval_s`` (900 s). Tests against a local server may lower
   ``min_interval_s``, but only for a loopback host (``127.0.0.1``, ``::1``,
   ``localhost``).
-* **Retries.** Time-outs, connection errors and HTTP 429 or 5xx are retried up to
-  ``retries`` times after ``backoff_s``, ``2*backoff_s``, ``4*backoff_s`` ... seconds.
-  Other 4xx answers (typically 404 for a wrong or disabled stream URL) and redirects
-  are not retried: the error says what to check.
+* **Retries.** Time-outs, connection errors and HTTP 5xx are retried up to
+  ``retries`` times after ``backoff_s``, ``2*backoff_s``, ``4*backoff_s`` ... seconds;
+  after a retried post gets through, the next one waits ``interval_s`` from then, since
+  Brewfather counts from the post it received. HTTP 429 (too many requests) is not
+  retried: the report goes with the next post. Other 4xx answers (typically 404 for a
+  wrong or disabled stream URL) and redirects are not retried either: the error says
+  what to check.
 * **Failed reports are kept, not dropped.** Brewfather takes one reading per POST, so
   a report whose attempts all failed is merged into the next due post: the newest
   ``bpm`` and ``temp`` are sent and the ``comment`` says, for example,
@@ -265,7 +268,7 @@ def _protect_library_logs(tokens: dict[str, str]) -> None:
             library_logger.addFilter(_FILTER)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
@@ -436,7 +439,7 @@ class BrewfatherStream:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"name must be a non-empty device name; got {name!r}")
         min_interval_s = _finite("min_interval_s", min_interval_s, minimum=0.0)
-        if min_interval_s < MIN_INTERVAL_S and not _is_loopback(host):
+        if min_interval_s < MIN_INTERVAL_S and not is_loopback(host):
             raise ValueError(
                 f"min_interval_s={min_interval_s:g} is below {MIN_INTERVAL_S:g} s for the "
                 f"host {host!r}: Brewfather ignores posts made more often than once every "
@@ -577,8 +580,12 @@ class BrewfatherStream:
             self._last_attempt = now
             earlier = list(self._pending)
             payload = self._payload(bpm, temp, temp_unit, comment, earlier)
+            began = time.monotonic()
             report = self._post(payload, now=now, bpm=bpm, temp=temp, earlier=len(earlier))
             if report.ok:
+                # Brewfather counts its 15 minutes from the post it received: after retries
+                # that is later than ``now``, and the next post must wait as much longer
+                self._last_attempt = now + (time.monotonic() - began if report.attempts > 1 else 0.0)
                 self._pending.clear()
                 self._counts["posts_sent"] += 1
                 logger.info(
@@ -658,11 +665,15 @@ class BrewfatherStream:
                                   earlier)
                     return Report("sent", now, bpm, attempt, http_status, None, payload,
                                   earlier)
-                if http_status == 429 or http_status >= 500:
-                    retryable = True
-                    error = f"Brewfather answered HTTP {http_status} {reason}".rstrip() + (
-                        " (too many requests)" if http_status == 429 else " (server error)"
+                if http_status == 429:   # too soon: retrying in seconds cannot help
+                    error = (
+                        f"Brewfather answered HTTP 429 {reason}".rstrip() + " (too many requests: "
+                        "it takes one post per 15 minutes; is another device posting to this "
+                        "stream?). Not retried; sent with the next post."
                     )
+                elif http_status >= 500:
+                    retryable = True
+                    error = f"Brewfather answered HTTP {http_status} {reason}".rstrip() + " (server error)"
                 elif 300 <= http_status < 400:
                     error = (
                         f"Brewfather answered a redirect (HTTP {http_status}) for {shown}: "

@@ -19,6 +19,7 @@ reason, the others are still processed, and the exit status is non-zero at the e
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -368,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     args = build_parser().parse_args(argv)
+    # the commands print what a person needs; the library's log records (the Brewfather
+    # client's warnings) would say it twice through Python's last-resort handler
+    logging.getLogger("helpers").addHandler(logging.NullHandler())
     # a warning for a person at a terminal: one line, without the source line that raised it
     plain, warnings.formatwarning = warnings.formatwarning, lambda message, *_, **__: f"warning: {message}\n"
     try:

@@ -54,8 +54,9 @@ class Profile:
     train_extra_duration_s: float = 30.0
     train_extra_seed: int = 7
     #: recordings of speech or music alone (:func:`helpers.backgrounds.negatives`, each
-    #: ``train_extra_duration_s`` long) that the detector trains on as hard negatives
+    #: ``train_negatives_duration_s`` long) that the detector trains on as hard negatives
     train_negatives: int = 0
+    train_negatives_duration_s: float = 30.0
     #: extra synthetic validation recordings (all ``val``) that the post-processing thresholds
     #: are tuned on beside the main set's validation split, which is too small to set them
     val_extra_recordings: int = 0

@@ -802,6 +802,8 @@ class _Source:
     overflows = 0
     end_reason = ""
     wall_clock = False
+    #: a threading.Event that ends the reading even while the input is quiet (run_session sets it)
+    stop: threading.Event | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -840,6 +842,14 @@ class FileSource(_Source):
         self.max_s = max_s
         self.name = self.path.stem
         self.description = f"file {self.path.name}" + (" (real time)" if realtime else "")
+        #: set when the file turns out shorter than its header says (the session's status is 1)
+        self.problem: Exception | None = None
+        from helpers.audio import TruncatedAudio, check_file
+
+        try:
+            check_file(self.path)      # an empty file, a wrong extension: said now
+        except TruncatedAudio as e:    # a copy cut short: the part that is there is listened to
+            self.problem = e
 
     def _raw_blocks(self) -> Iterator[tuple[np.ndarray, float, int]]:
         import soundfile as sf
@@ -854,17 +864,34 @@ class FileSource(_Source):
             for i in range(0, len(y), n):
                 yield y[i:i + n], SR, 1
             return
+        from helpers.audio import decoding_failed, no_samples, shortfall
+
         with f:
             if f.frames == 0:   # as detect reports it
-                from helpers.audio import no_samples
-
                 raise no_samples(self.path)
             n = max(1, int(round(self.block_s * f.samplerate)))
+            step = min(n, f.samplerate)   # decoded a second at a time: a damaged file loses little
+            got = 0
             while True:
-                block = f.read(n, dtype="float32", always_2d=True)
-                if len(block) == 0:
-                    return
-                yield block, f.samplerate, f.channels
+                parts, have = [], 0
+                try:
+                    while have < n:
+                        part = f.read(min(step, n - have), dtype="float32", always_2d=True)
+                        if len(part) == 0:
+                            break
+                        parts.append(part)
+                        have += len(part)
+                except Exception as exc:   # a damaged file: what was decoded so far still counts
+                    if parts:
+                        yield np.concatenate(parts), f.samplerate, f.channels
+                    raise decoding_failed(self.path, exc, declared=f.frames, sr=f.samplerate) from exc
+                if not parts:
+                    break
+                got += have
+                yield (parts[0] if len(parts) == 1 else np.concatenate(parts)), f.samplerate, f.channels
+            # a copy cut short ends early: say so, as detect does
+            self.problem = self.problem or shortfall(self.path, fmt=f.format, declared=f.frames,
+                                                     got=got, sr=f.samplerate)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         conv = None
@@ -885,7 +912,10 @@ class FileSource(_Source):
             y = conv.finish()
             if len(y):
                 yield y
-        self.end_reason = "duration reached" if conv is not None and conv.exhausted else "end of file"
+        if conv is not None and conv.exhausted:
+            self.end_reason, self.problem = "duration reached", None
+        else:
+            self.end_reason = "end of file" + (f", but {self.problem}" if self.problem is not None else "")
 
 
 def _sleep_until(t: float) -> None:
@@ -927,8 +957,11 @@ class RawSource(_Source):
         frame_bytes = 2 * self.channels
         n = max(1, int(round(self.block_s * self.rate))) * frame_bytes
         rest = b""
+        read = self._reader(stream)
         while not conv.exhausted:
-            data = stream.read(n)
+            data = read(n)
+            if data is None:       # stopped while the input was quiet
+                break
             if not data:
                 break
             data = rest + data
@@ -943,6 +976,27 @@ class RawSource(_Source):
         if len(y):
             yield y
         self.end_reason = "duration reached" if conv.exhausted else f"end of {self.name}"
+
+    def _reader(self, stream) -> Callable[[int], bytes | None]:
+        """``read(n)``: up to ``n`` bytes, ``b""`` at the end of the input, or None once
+        ``self.stop`` (set by :func:`run_session`) is set while no data comes. A pipe or a
+        terminal is read from its file descriptor after ``select`` says it has data, so that
+        Ctrl-C or SIGTERM ends a session whose input has gone quiet; other streams (a file in
+        memory) are read as they are."""
+        import select
+
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return stream.read
+
+        def read(n: int) -> bytes | None:
+            while not select.select([fd], [], [], 0.25)[0]:
+                if self.stop is not None and self.stop.is_set():
+                    return None
+            return os.read(fd, n)
+
+        return read
 
 
 @contextlib.contextmanager
@@ -1159,6 +1213,8 @@ class Microphone(_Source):
             try:
                 data = self._queue.get(timeout=0.2)
             except queue.Empty:
+                if self.stop is not None and self.stop.is_set():
+                    break
                 try:
                     active = self._stream is not None and self._stream.is_active()
                 except Exception:
@@ -1207,16 +1263,23 @@ def _num(x: float, fmt: str = ".1f") -> str:
 class _Log:
     """The CSV log: one row per event and per report, appended, flushed and synced at once."""
 
-    def __init__(self, path: str | os.PathLike, session: str):
+    def __init__(self, path: str | os.PathLike, session: str, *,
+                 on_error: Callable[[str], Any] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
+        torn = not new and not _ends_with_newline(self.path)
         self._f = open(self.path, "a", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         self._lock = threading.Lock()
         self.session = session
+        self._on_error = on_error
+        self.failed = False
         if new:
             self._w.writerow(LOG_COLUMNS)
+            self._sync()
+        elif torn:   # the last session died mid-row (a full disk, a power cut): end that row
+            self._f.write("\r\n")
             self._sync()
 
     def _sync(self) -> None:
@@ -1236,12 +1299,28 @@ class _Log:
         cells += [fmt(values.get(k)) for k in LOG_COLUMNS[3:-1]]
         cells.append(datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with self._lock:
-            self._w.writerow(cells)
-            self._sync()
+            if self.failed:
+                return
+            try:
+                self._w.writerow(cells)
+                self._sync()
+            except OSError as e:   # a full disk must not stop the listener (or lose the labels)
+                self.failed = True
+                if self._on_error is not None:
+                    self._on_error(f"log: cannot write {self.path} ({e.strerror or e}); the session "
+                                   "goes on without the log")
+                else:
+                    raise
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._f.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
@@ -1258,8 +1337,11 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
     time) and every ``report_every_s`` the BPM of the last ``bpm_window_s`` seconds with its
     95 % interval (``quiet``: the BPM lines only). ``log``: a CSV that gets every event and
     report at once (appended, flushed and synced, so a crash or power cut loses nothing).
-    ``out_dir``: the Audacity labels of the whole session, ``<source name>.txt``, written at
-    the end (``detector`` must keep its events). ``brewfather``: a
+    ``out_dir``: the Audacity labels of the whole session, ``<source name>.txt``, appended as
+    the plops are found and rewritten whole at the end (``detector`` must keep its events).
+    An error while listening (a damaged file) ends the session with status 1 and everything
+    found so far kept; a log or label file that cannot be written (a full disk) is said once
+    and the session goes on. ``brewfather``: a
     :class:`helpers.brewfather.BrewfatherStream` (with ``start=0.0``: audio time) that gets
     the rolling BPM whenever a post is due; from a live source the posts go through a
     worker thread so that the audio never waits for the network (``brewfather_async``).
@@ -1278,11 +1360,19 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
     printer = threading.Lock()
     if out_dir is not None and not detector.keep_events:
         raise ValueError("out_dir needs a StreamingDetector(keep_events=True)")
-    logf = _Log(log, session) if log is not None else None
-    rolling = RollingBPM(window_s=bpm_window_s, every_s=report_every_s)
     say = _Printer(stdout, printer)
+    logf = _Log(log, session, on_error=lambda line: say(line, err=stderr)) if log is not None else None
+    rolling = RollingBPM(window_s=bpm_window_s, every_s=report_every_s)
     last_report: dict | None = None
-    worker = None
+    labels = None
+    if out_dir is not None:
+        name = getattr(source, "name", "stream")
+        if live and not isinstance(source, FileSource):
+            name = f"{name}-{started.strftime('%Y%m%d-%H%M%S')}"
+        labels = _Labels(Path(out_dir) / f"{name}.txt", say, stderr)
+    if isinstance(source, _Source):
+        source.stop = stop
+    worker, posts = None, []
     if brewfather is not None and (live if brewfather_async is None else brewfather_async):
         from concurrent.futures import ThreadPoolExecutor
 
@@ -1296,6 +1386,8 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
 
     def event_line(ev: Event) -> None:
         rolling.add(ev.start)
+        if labels is not None:
+            labels.add(ev)
         if logf:
             logf.row("plop", ev.emitted_at, start_s=ev.start, end_s=ev.end, probability=ev.probability,
                      detail=None if ev.plausibility is None else f"plausibility {ev.plausibility:.3f}")
@@ -1307,8 +1399,9 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
             on_event(ev)
 
     def post(bpm: dict, t: float) -> None:
-        comment = (f"{bpm['n_events']} plops in {bpm['window_s'] / 60:.0f} min; 95% CI "
-                   f"{_num(bpm['low'])}-{_num(bpm['high'])}")
+        w = bpm["window_s"]
+        comment = (f"{bpm['n_events']} plops in " + (f"{w / 60:.0f} min" if w >= 120 else f"{w:.0f} s")
+                   + f"; 95% CI {_num(bpm['low'])}-{_num(bpm['high'])}")
         temp = None
         if temperature is not None:
             try:
@@ -1335,6 +1428,10 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
 
     def reports(settled: float) -> None:
         nonlocal last_report, bf_next
+        if bf_next is not None and all(f.done() for f in posts):
+            # a post that got through after retries moves the next one later (Brewfather counts
+            # its 15 minutes from the post it received)
+            bf_next = max(bf_next, brewfather.next_due() or bf_next)
         while True:
             t = min(rolling.next_report, bf_next if bf_next is not None else math.inf)
             if t > settled:
@@ -1353,15 +1450,17 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
             if bf_next is not None and t == bf_next:
                 bf_next = t + brewfather.interval_s
                 if worker is not None:
-                    worker.submit(post, r, t)
+                    posts[:] = [f for f in posts if not f.done()] + [worker.submit(post, r, t)]
                 else:
                     post(r, t)
+                    bf_next = max(bf_next, brewfather.next_due() or bf_next)
 
     previous = detector.on_event
     detector.on_event = event_line
     reason, status = "", 0
     t_wall = time.perf_counter()
     cpu0 = time.process_time()
+    final = None
     try:
         try:
             for block in source:
@@ -1374,34 +1473,31 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
                 reason = getattr(source, "end_reason", "") or "end of stream"
         except KeyboardInterrupt:
             reason = "interrupted (Ctrl-C)"
+        except Exception as e:   # a damaged file, a full disk: keep what was found so far
+            reason, status = f"error: {e}", 1
         finally:
             with contextlib.suppress(Exception):
                 source.close()
         if stop.is_set() and not reason.startswith(getattr(stop, "reason", "") or "stopped"):
             reason = getattr(stop, "reason", "") or "stopped"
-        if getattr(source, "vanished", False):
+        if getattr(source, "vanished", False) or getattr(source, "problem", None) is not None:
             status = 1
         try:
             detector.flush()
+            end = detector.time_s
+            reports(end)   # every report due up to the end (the stream is settled now)
+            final = rolling.at(end) if end > 0 else None
         except Exception as e:  # e.g. interrupted in the middle of a block
             reason += f" (the last frames could not be processed: {type(e).__name__}: {e})"
-        end = detector.time_s
-        reports(end)   # every report due up to the end (the stream is settled now)
-        final = rolling.at(end) if end > 0 else None
     finally:
         detector.on_event = previous
+        if labels is not None:   # first, before anything that may wait or fail
+            labels.finish(detector.events())
         if worker is not None:
-            worker.shutdown(wait=True)
+            _finish_posts(worker, posts, say, stderr)
     wall_s = time.perf_counter() - t_wall
     cpu_s = time.process_time() - cpu0
-    labels_path = None
-    if out_dir is not None:
-        from helpers.labels import write_labels
-
-        name = getattr(source, "name", "stream")
-        if getattr(source, "live", False) and not isinstance(source, FileSource):
-            name = f"{name}-{started.strftime('%Y%m%d-%H%M%S')}"
-        labels_path = write_labels(detector.events(), Path(out_dir) / f"{name}.txt")
+    labels_path = labels.path if labels is not None and labels.ok else None
     summary = {"reason": reason, "status": status, "audio_s": detector.time_s, "wall_s": wall_s,
                "cpu_s": cpu_s, "events": detector.n_events, "dropped": detector.dropped,
                "strict": detector.strict, "last_report": last_report,
@@ -1419,14 +1515,81 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
     return summary
 
 
+def _finish_posts(worker, posts: list, say, stderr) -> None:
+    """Wait for the Brewfather posts still under way (saying so); a second Ctrl-C abandons them."""
+    if any(not f.done() for f in posts):
+        say("waiting for the Brewfather post under way (Ctrl-C again to give it up)…", err=stderr)
+    try:
+        worker.shutdown(wait=True)
+    except KeyboardInterrupt:
+        worker.shutdown(wait=False, cancel_futures=True)
+        say("Brewfather: the post under way was given up", err=stderr)
+
+
+class _Labels:
+    """The session's Audacity labels, ``<name>.txt``: each plop is appended as it is found
+    (flushed, so a crash, a power cut or a killed process keeps them), and the file is
+    rewritten whole at the end (sorted, atomically). A write error is said once; the session
+    goes on."""
+
+    def __init__(self, path: Path, say: Callable[..., None], stderr: IO[str]):
+        self.path, self._say, self._stderr = path, say, stderr
+        self.ok = True
+        try:
+            self._f = open(path, "w", encoding="utf-8", newline="\n")
+        except OSError as e:
+            self._fail(e)
+
+    def _fail(self, e: OSError) -> None:
+        if self.ok:
+            self._say(f"labels: cannot write {self.path} ({e.strerror or e}); the session goes on "
+                      "without them", err=self._stderr)
+        self.ok = False
+        with contextlib.suppress(Exception):
+            self._f.close()
+
+    def add(self, ev: Event) -> None:
+        if self.ok:
+            try:
+                self._f.write(f"{ev.start:.6f}\t{max(ev.end, ev.start):.6f}\t{PLOP_LABEL}\n")
+                self._f.flush()
+            except OSError as e:
+                self._fail(e)
+
+    def finish(self, events: pd.DataFrame) -> None:
+        from helpers.labels import write_labels
+
+        with contextlib.suppress(Exception):
+            self._f.close()
+        try:
+            write_labels(events, self.path)
+            self.ok = True
+        except OSError as e:
+            self.ok = True   # say it even if appending had failed before
+            self._fail(e)
+
+
 class _Printer:
+    """Prints a line to stdout (or ``err``). When the reader of stdout has gone (``listen |
+    head``, a closed terminal), the session goes on silently: its log, labels and Brewfather
+    posts matter more than its console."""
+
     def __init__(self, stdout: IO[str], lock: threading.Lock):
         self.stdout, self.lock = stdout, lock
+        self.gone: set[int] = set()
 
     def __call__(self, line: str, *, err: IO[str] | None = None) -> None:
         f = err or self.stdout
         with self.lock:
-            print(line, file=f, flush=True)
+            if id(f) in self.gone:
+                return
+            try:
+                print(line, file=f, flush=True)
+            except (BrokenPipeError, OSError, ValueError):   # ValueError: the stream was closed
+                self.gone.add(id(f))
+                with contextlib.suppress(Exception):
+                    if f.fileno() in (1, 2):   # no "Exception ignored" when Python exits
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), f.fileno())
 
 
 def _summary_lines(s: dict, source) -> list[str]:
@@ -1503,19 +1666,42 @@ def _cmd_listen(args) -> int:
         print("error: --realtime goes with --file", file=sys.stderr)
         return 2
 
+    if args.out is not None:   # checked now, not after days of listening
+        from helpers.audio import label_jobs, output_folder
+
+        output_folder(args.out)
+        if args.file is not None:
+            (_, target, problem), = label_jobs([args.file], args.out, overwrite=args.overwrite)
+            if target is None:
+                print(f"error: {problem}", file=sys.stderr)
+                return 2
+    if args.temp_file is not None:
+        read_temperature(args.temp_file)   # a missing sensor file is an error now, not in 15 minutes
+
     brew = None
     url = args.brewfather_url or os.environ.get("BREWFATHER_URL") or None
     if url:
         from urllib.parse import urlsplit
 
-        from helpers.brewfather import MIN_INTERVAL_S, BrewfatherStream, redact
+        from helpers.brewfather import MIN_INTERVAL_S, BrewfatherStream, is_loopback, redact
 
-        host = urlsplit(url.strip()).hostname or ""
+        try:
+            parts = urlsplit(url.strip())
+            parts.port   # raises for a port that is not a number from 0 to 65535
+        except ValueError as e:
+            print(f"error: --brewfather-url {redact(url)}: {e}", file=sys.stderr)
+            return 2
+        host = parts.hostname or ""
+        if args.brewfather_interval < MIN_INTERVAL_S and not is_loopback(host):
+            print(f"error: --brewfather-interval must be at least {MIN_INTERVAL_S:g} s for Brewfather, "
+                  "which ignores posts less than 15 minutes apart (shorter only for a local test "
+                  "server)", file=sys.stderr)
+            return 2
         brew = BrewfatherStream(url, name=args.brewfather_name, interval_s=args.brewfather_interval,
                                 min_interval_s=min(MIN_INTERVAL_S, args.brewfather_interval),
                                 start=0.0, timeout_s=args.brewfather_timeout,
                                 retries=args.brewfather_retries, backoff_s=args.brewfather_backoff)
-        if args.file is not None and not args.realtime and host not in ("127.0.0.1", "localhost", "::1"):
+        if args.file is not None and not args.realtime and not is_loopback(host):
             print(f"warning: --file without --realtime posts to {redact(url)} as fast as the file is "
                   "read; Brewfather ignores posts less than 15 minutes apart", file=sys.stderr)
 
@@ -1552,8 +1738,10 @@ def _cmd_listen(args) -> int:
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, on_signal)
+        # SIGHUP: the terminal or SSH session closed; end as cleanly as on SIGTERM
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                handlers[sig] = signal.signal(sig, on_signal)
     try:
         summary = run_session(source, detector=det, bpm_window_s=args.bpm_window,
                               report_every_s=args.report_every, quiet=args.quiet, log=args.log,
@@ -1565,9 +1753,28 @@ def _cmd_listen(args) -> int:
     return summary["status"]
 
 
+def _number(kind: str, *, minimum: float = 0.0, above: bool = True, whole: bool = False):
+    """An argparse type: a finite number above (or at least) ``minimum``."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, not {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (above and value == minimum):
+            bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"expected {kind} {bound}, not {text}")
+        return value
+
+    return parse
+
+
 def add_parser(sub) -> None:
     """Register ``python -m helpers listen`` on an argparse subparsers object."""
     import argparse
+
+    seconds = _number("a number of seconds")
 
     p = sub.add_parser(
         "listen", help="detect plops live (microphone, file or stdin), rolling BPM, Brewfather",
@@ -1589,32 +1796,37 @@ def add_parser(sub) -> None:
     src.add_argument("--stdin", action="store_true", help="raw signed 16-bit little-endian PCM on stdin")
     src.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     src.add_argument("--realtime", action="store_true", help="read --file at the speed of the audio")
-    src.add_argument("--rate", type=float, default=float(SR), metavar="SR", help="sample rate of --stdin in Hz (16000)")
-    src.add_argument("--channels", type=int, default=1, metavar="N", help="channels of --stdin, averaged (1)")
-    src.add_argument("--device-rate", type=float, default=None, metavar="SR",
+    hz = _number("a sample rate in Hz")
+    src.add_argument("--rate", type=hz, default=float(SR), metavar="SR", help="sample rate of --stdin in Hz (16000)")
+    src.add_argument("--channels", type=_number("a number of channels", minimum=1, above=False, whole=True),
+                     default=1, metavar="N", help="channels of --stdin, averaged (1)")
+    src.add_argument("--device-rate", type=hz, default=None, metavar="SR",
                      help="open the device at this rate (default: the device's own)")
-    src.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
-    src.add_argument("--block", type=float, default=None, metavar="S",
+    src.add_argument("--duration", type=seconds, default=None, metavar="S", help="stop after S seconds of audio")
+    src.add_argument("--block", type=seconds, default=None, metavar="S",
                      help=f"block length (default {LIVE_BLOCK_S} s live, {FAST_BLOCK_S} s for a fast file)")
-    src.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
+    src.add_argument("--stall-timeout", type=seconds, default=5.0, metavar="S",
                      help="a device silent for S seconds has vanished (5)")
     det = p.add_argument_group("detector")
     det.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
     det.add_argument("--backend", default="auto", choices=["auto", "keras", "int8", "float"],
                      help="auto (default): LiteRT int8 when exported, else Keras")
-    det.add_argument("--update", type=float, default=UPDATE_S, metavar="S",
+    det.add_argument("--update", type=seconds, default=UPDATE_S, metavar="S",
                      help=f"run the model every S seconds of audio: latency vs CPU ({UPDATE_S})")
     det.add_argument("--strict", action="store_true",
                      help="like detect --strict: keep only the plops that also ring like a bubble "
                           "(plausibility >= 0.5; about 0.2 s more latency)")
     out = p.add_argument_group("outputs")
     out.add_argument("--quiet", action="store_true", help="print the BPM reports only")
-    out.add_argument("--bpm-window", type=float, default=300.0, metavar="S", help="BPM of the last S seconds (300)")
-    out.add_argument("--report-every", type=float, default=60.0, metavar="S", help="print the BPM every S seconds (60)")
+    out.add_argument("--bpm-window", type=seconds, default=300.0, metavar="S", help="BPM of the last S seconds (300)")
+    out.add_argument("--report-every", type=seconds, default=60.0, metavar="S", help="print the BPM every S seconds (60)")
     out.add_argument("--log", type=Path, default=None, metavar="CSV",
                      help="append every event and report to this CSV (flushed at once)")
     out.add_argument("--out", type=Path, default=None, metavar="DIR",
-                     help="write the Audacity labels of the session to DIR at the end")
+                     help="write the Audacity labels of the session to DIR (each plop as it is found)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="with --file and --out: replace the labels of a recording that is in DIR "
+                          "itself (by default they are kept: often made by hand)")
     bf = p.add_argument_group("Brewfather")
     bf.add_argument("--brewfather-url", default=None, metavar="URL",
                     help="Custom Stream URL (or set $BREWFATHER_URL, which keeps it out of `ps`)")
@@ -1622,12 +1834,12 @@ def add_parser(sub) -> None:
     bf.add_argument("--temp-file", type=Path, default=None, metavar="PATH",
                     help="send the temperature (°C) read from this file with each post: a number, "
                          "or a 1-wire sensor's w1_slave")
-    bf.add_argument("--brewfather-interval", type=float, default=900.0, metavar="S",
+    bf.add_argument("--brewfather-interval", type=seconds, default=900.0, metavar="S",
                     help="seconds between posts (900, Brewfather's limit; less only for a local test server)")
-    bf.add_argument("--brewfather-timeout", type=float, default=10.0, metavar="S", help="time-out per attempt (10)")
-    bf.add_argument("--brewfather-retries", type=int, default=3, metavar="N",
+    bf.add_argument("--brewfather-timeout", type=seconds, default=10.0, metavar="S", help="time-out per attempt (10)")
+    bf.add_argument("--brewfather-retries", type=_number("a whole number", above=False, whole=True), default=3, metavar="N",
                     help="retries after a time-out or 5xx (3)")
-    bf.add_argument("--brewfather-backoff", type=float, default=1.0, metavar="S",
+    bf.add_argument("--brewfather-backoff", type=_number("a number of seconds", above=False), default=1.0, metavar="S",
                     help="first retry delay, doubled each time (1)")
     p.set_defaults(func=_cmd_listen)
 

@@ -80,7 +80,7 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
                                   seed=seed, time_budget_s=prof.train_budget_s, progress=progress,
                                   frontend=frontend, backgrounds=backgrounds,
                                   extra=itertools.chain(datasets.Recordings(extra) if n_extra else [],
-                                                        recorded.negatives(n_hard, prof.train_extra_duration_s,
+                                                        recorded.negatives(n_hard, prof.train_negatives_duration_s,
                                                                            seed=seed)),
                                   tune=datasets.Recordings(tune) if tune is not None and len(tune) else None)
     train_seconds = time.perf_counter() - t0

@@ -190,8 +190,8 @@ def test_a_shorter_interval_is_refused_unless_lowered_for_a_local_server(server,
 
 
 # ----------------------------------------------------------------------------- retries
-def test_server_errors_and_429_are_retried_with_exponential_backoff(server, sleeps):
-    server.answer(500, 429)
+def test_server_errors_are_retried_with_exponential_backoff(server, sleeps):
+    server.answer(500, 502)
     client = make_client(server.url, sleeps)
     report = client.submit(9.0, now=900.0)
 
@@ -202,6 +202,22 @@ def test_server_errors_and_429_are_retried_with_exponential_backoff(server, slee
     assert server.bodies[0] == server.bodies[1] == server.bodies[2]
     summary = client.summary()
     assert (summary["posts_sent"], summary["failed_attempts"], summary["pending"]) == (1, 2, 0)
+    # Brewfather received the post on the last attempt, later than 900 s: the next one waits
+    # a full interval from then, or Brewfather would ignore it as too early
+    assert client.next_due() > 900.0 + client.interval_s
+    assert client.submit(9.0, now=1800.0).status == "skipped"
+
+
+def test_too_many_requests_is_not_retried_but_kept(server, sleeps):
+    server.answer(429)
+    client = make_client(server.url, sleeps)
+    report = client.submit(9.0, now=900.0)
+
+    assert (report.status, report.attempts, report.http_status) == ("failed", 1, 429)
+    assert sleeps == [] and len(server.requests) == 1
+    assert "Not retried" in report.error and client.summary()["pending"] == 1
+    later = client.submit(8.0, now=1800.0)
+    assert later.status == "sent" and "1 earlier report(s) failed" in server.bodies[-1]["comment"]
 
 
 def test_a_timeout_is_retried(server, sleeps):

@@ -9,6 +9,9 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -497,15 +500,17 @@ def test_brewfather_retries_and_keeps_a_failed_report(long_file, brewfather, tmp
     assert status == 0, err
     assert time.monotonic() - t0 < 60
     bodies = brewfather["bodies"]
-    # 60 s: 500, then sent on the retry; 120 s: two time-outs, failed and kept; 180 s: sent
-    # with the failed one merged into its comment
+    # 60 s: 500, then sent on the retry; 60 s after the post Brewfather received (the retry, a
+    # moment later): two time-outs, failed and kept; 60 s after that: sent with the failed one
+    # merged into its comment
     assert len(bodies) == 5, bodies
     assert bodies[0] == bodies[1] and bodies[2] == bodies[3]
     assert all(b["temp"] == 19.5 and b["temp_unit"] == "C" for b in bodies)
     assert "1 earlier report(s) failed" in bodies[4]["comment"] and "at 120 s" in bodies[4]["comment"]
     rows = pd.read_csv(log)
     bf = rows[rows["kind"] == "brewfather"]
-    assert bf["time_s"].tolist() == [60.0, 120.0, 180.0]
+    t = bf["time_s"].tolist()
+    assert t[0] == 60.0 and 120.0 < t[1] < 121.0 and t[2] == pytest.approx(t[1] + 60.0, abs=0.002)
     assert bf["status"].tolist() == ["sent", "failed", "sent"]
     assert "within 0.3 s" in bf["detail"].iloc[1]
     assert "2 sent, 1 failed, 0 pending" in err
@@ -522,3 +527,143 @@ def test_brewfather_rate_limit_is_enforced(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "15 minutes" in err
     assert_no_secret(err)
+
+
+# ----------------------------------------------------------------------------- nothing lost
+def _listen_process(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", "helpers", "listen", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_listen_checks_out_first_and_keeps_hand_labels(busy, tmp_path, capsys):
+    """--out is checked before any audio is read, and the labels beside a recording in --out
+    are kept unless --overwrite asks to replace them."""
+    path, _ = busy
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    rec = mine / "brew1.flac"
+    sf.write(rec, load_audio(path), SR)
+    (mine / "brew1.txt").write_text("1.000000\t1.100000\tp\n")          # made by hand
+    (tmp_path / "afile").write_text("")
+    log = tmp_path / "log.csv"
+    assert main(["listen", "--file", str(rec), "--out", str(tmp_path / "afile"), "--log", str(log)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and not log.exists()
+    assert main(["listen", "--file", str(rec), "--out", str(mine), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (mine / "brew1.txt").read_text() == "1.000000\t1.100000\tp\n"
+    assert main(["listen", "--file", str(rec), "--out", str(mine), "--quiet", "--overwrite"]) == 0
+    assert len(read_labels(mine / "brew1.txt")) > 10
+
+
+def test_listen_keeps_what_it_found_in_a_damaged_file(busy, detector, tmp_path, capsys):
+    """A FLAC that is cut short breaks its decoder, a cut WAV just ends early: either way the
+    plops found so far are in the labels and the log, the session ends with its summary and
+    status 1, and the reason says what is wrong with the file."""
+    _, y = busy
+    full = tmp_path / "full.flac"
+    sf.write(full, y, SR)
+    cut = {"cut.flac": full.read_bytes()[: full.stat().st_size * 6 // 10]}
+    sf.write(tmp_path / "whole.wav", y, SR, subtype="PCM_16")
+    cut["cut.wav"] = (tmp_path / "whole.wav").read_bytes()[: (tmp_path / "whole.wav").stat().st_size * 6 // 10]
+    for name, data in cut.items():
+        (tmp_path / name).write_bytes(data)
+        log = tmp_path / f"{name}.csv"
+        status = main(["listen", "--file", str(tmp_path / name), "--out", str(tmp_path / "labels"),
+                       "--log", str(log), "--quiet"])
+        err = capsys.readouterr().err
+        assert status == 1, err
+        assert "truncated" in err and "stopped:" in err, err
+        rows = pd.read_csv(log)
+        found = read_labels(tmp_path / "labels" / f"{Path(name).stem}.txt")
+        assert rows["kind"].iloc[-1] == "end" and "truncated" in rows["status"].iloc[-1]
+        assert 5 < len(found) == (rows["kind"] == "plop").sum()
+        # the plops of the part that could be read, as offline detection finds them there
+        heard = found["start"].max()
+        offline = detector.detect(y[: int((heard + 3) * SR)])
+        assert len(found) >= (offline["start"] <= heard).sum() - 1
+
+
+def test_a_log_torn_by_a_crash_still_reads(busy, tmp_path, capsys):
+    """A session killed mid-row (a full disk, a power cut) leaves a row without its line end:
+    the next session ends that row before appending its own, so the CSV still reads."""
+    path, _ = busy
+    log = tmp_path / "log.csv"
+    assert main(["listen", "--file", str(path), "--duration", "5", "--quiet", "--log", str(log)]) == 0
+    log.write_bytes(log.read_bytes() + b"2026-01-01T00:00:00,plop,12.5,12.4")     # torn
+    assert main(["listen", "--file", str(path), "--duration", "5", "--quiet", "--log", str(log)]) == 0
+    rows = pd.read_csv(log)
+    assert list(rows["kind"]).count("start") == 2 and rows["kind"].iloc[-1] == "end"
+
+
+def test_listen_rejects_nonsense_options_at_once(busy, capsys, tmp_path):
+    path, _ = busy
+    for option, value in (("--block", "-1"), ("--duration", "0"), ("--duration", "nan"),
+                          ("--brewfather-interval", "0"), ("--bpm-window", "inf"), ("--channels", "0")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["listen", "--file", str(path), option, value])
+        assert exit_.value.code == 2
+        assert f"argument {option}: expected" in capsys.readouterr().err
+    url = f"https://log.brewfather.net/stream?id={SECRET}"
+    assert main(["listen", "--file", str(path), "--brewfather-url", url, "--brewfather-interval", "60"]) == 2
+    err = capsys.readouterr().err
+    assert "--brewfather-interval must be at least 900 s" in err and SECRET not in err
+    assert main(["listen", "--file", str(path), "--brewfather-url",
+                 f"http://127.0.0.1:99999/stream?id={SECRET}"]) == 2
+    err = capsys.readouterr().err
+    assert "--brewfather-url" in err and "port" in err.lower() and SECRET not in err
+    assert main(["listen", "--file", str(path), "--temp-file", str(tmp_path / "no-sensor")]) == 2
+    assert "no-sensor" in capsys.readouterr().err
+
+
+def test_a_hangup_or_sigterm_ends_a_quiet_stdin_session_cleanly(busy, tmp_path):
+    """SIGHUP (the SSH session closed) and SIGTERM (systemd, docker stop) end a session whose
+    input has gone quiet at once, with its labels, log and summary, as Ctrl-C does."""
+    _, y = busy
+    pcm = (np.clip(y[: 8 * SR], -1, 1) * 32767).astype("<i2").tobytes()
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        out, log = tmp_path / sig.name, tmp_path / f"{sig.name}.csv"
+        p = _listen_process("--stdin", "--quiet", "--out", str(out), "--log", str(log),
+                            stdin=subprocess.PIPE)
+        os.write(p.stdin.fileno(), pcm)        # 8 s of audio, then nothing (the pipe stays open)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (log.exists() and b"plop" in log.read_bytes()):
+            time.sleep(0.2)
+        time.sleep(1.0)
+        p.send_signal(sig)
+        try:
+            _, err = p.communicate(timeout=20)
+        finally:
+            p.kill()
+        assert p.returncode == 0, err
+        assert f"{sig.name} received" in err
+        rows = pd.read_csv(log)
+        assert rows["kind"].iloc[-1] == "end"
+        labels = list(out.glob("stdin-*.txt"))
+        assert len(labels) == 1 and len(read_labels(labels[0])) == (rows["kind"] == "plop").sum() > 0
+
+
+def test_a_closed_stdout_does_not_end_the_session(busy, tmp_path):
+    """`listen ... | head -2`: once the reader of stdout has gone, the session goes on quietly
+    and still writes every label."""
+    path, _ = busy
+    p = _listen_process("--file", str(path), "--out", str(tmp_path))
+    p.stdout.readline()
+    p.stdout.close()                             # head has read its lines
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err
+    n = len(read_labels(tmp_path / f"{path.stem}.txt"))
+    assert n > 10 and f"plops: {n}" in err
+
+
+def test_a_failed_brewfather_post_is_reported_once(busy, brewfather, tmp_path):
+    """The listener says itself that a post failed; the client's log record does not repeat it."""
+    path, _ = busy
+    brewfather["script"].extend([404])
+    p = _listen_process("--file", str(path), "--quiet", "--brewfather-url", brewfather["url"],
+                        "--brewfather-interval", "10", "--duration", "15")
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert err.count("Brewfather: report at") == 1 and "not sent after" not in err, err
+    assert "plops in 10 s" in brewfather["bodies"][0]["comment"]
