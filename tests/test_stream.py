@@ -667,3 +667,28 @@ def test_a_failed_brewfather_post_is_reported_once(busy, brewfather, tmp_path):
     assert p.returncode == 0, err
     assert err.count("Brewfather: report at") == 1 and "not sent after" not in err, err
     assert "plops in 10 s" in brewfather["bodies"][0]["comment"]
+
+
+def test_a_full_disk_stops_the_log_not_the_session(busy, tmp_path):
+    """When the log can no longer grow (here a file-size limit, as a full disk gives EFBIG or
+    ENOSPC), the listener says so once and goes on: every plop still reaches the labels."""
+    import resource
+
+    path, _ = busy
+    log = tmp_path / "log.csv"
+    row = "earlier,plop,1.0,1.0,1.1,0.9,,,,,,,2026-01-01T00:00:00+00:00\r\n"
+    log.write_text(",".join(stream.LOG_COLUMNS) + "\r\n" + row * (60_000 // len(row)))
+    limit = log.stat().st_size + 2_000          # room for a few rows, then "File too large"
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    p = _listen_process("--file", str(path), "--quiet", "--log", str(log), "--out", str(tmp_path / "labels"),
+                        preexec_fn=limited)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert err.count("log: cannot write") == 1 and "the session goes on" in err, err
+    n = len(read_labels(tmp_path / "labels" / f"{path.stem}.txt"))
+    assert n > 10 and f"plops: {n}" in err
+    assert log.stat().st_size <= limit
