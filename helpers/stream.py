@@ -1607,7 +1607,10 @@ def _summary_lines(s: dict, source) -> list[str]:
     bf = s["brewfather"]
     if bf:
         lines.append(f"Brewfather ({bf['url']}): {bf['posts_sent']} sent, {bf['posts_failed']} failed, "
-                     f"{bf['pending']} pending" + (f"; last error: {bf['last_error']}" if bf["last_error"] else ""))
+                     f"{bf['pending']} pending" + (" (never sent: the session ended before the next post"
+                                                   + ("; the log has them as failed rows)" if s["log"] else ")")
+                                                   if bf["pending"] else "")
+                     + (f"; last error: {bf['last_error']}" if bf["last_error"] else ""))
     if s["labels"]:
         lines.append(f"labels: {s['labels']}")
     if s["log"]:
