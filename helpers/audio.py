@@ -237,7 +237,8 @@ def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
       overwrite the other's;
     * ``out_dir`` holds a recording of that stem and its ``<stem>.txt``: the labels beside
       that audio (often made by hand) would be overwritten; ``overwrite=True`` (the commands'
-      ``--overwrite``) replaces them instead, for a rerun into the recordings' own folder.
+      ``--overwrite``) replaces them instead when the file *is* that recording (a rerun into the
+      recordings' own folder), never the labels of another recording of the same stem.
 
     Examples
     --------
@@ -265,6 +266,11 @@ def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     recorded = {g.stem for g in out.iterdir() if g.suffix.lower() in SUPPORTED} if out.is_dir() else set()
     jobs: list[tuple[Path, Path | None, str]] = []
     taken: dict[str, Path] = {}
+    home = out.resolve()
+
+    def own(f: Path) -> bool:   # the recording lives in out_dir: the labels there are its own
+        return f.resolve().parent == home
+
     for f, error in entries:
         target = out / f"{f.stem}.txt"
         if error:
@@ -272,10 +278,12 @@ def label_jobs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         elif f.stem in taken:
             jobs.append((f, None, f"{f}: same stem as {taken[f.stem]}: its labels would overwrite "
                                   f"{target}; rename one of them or give them separate --out folders"))
-        elif f.stem in recorded and target.exists() and not overwrite:
+        elif f.stem in recorded and target.exists() and not (overwrite and own(f)):
+            hint = ("choose another --out folder, or pass --overwrite to replace them" if own(f) else
+                    "choose another --out folder (--overwrite replaces only the labels of the "
+                    "recording itself)")
             jobs.append((f, None, f"{f}: {target} holds the labels of a recording in that folder "
-                                  "(made by hand?) and would be overwritten; choose another --out "
-                                  "folder, or pass --overwrite to replace them"))
+                                  f"(made by hand?) and would be overwritten; {hint}"))
         else:
             taken[f.stem] = f
             jobs.append((f, target, ""))

@@ -104,6 +104,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+#: a report asked for at :meth:`BrewfatherStream.next_due` is due even where floating point
+#: rounds ``anchor + interval - anchor`` just below the interval
+_SLACK_S = 1e-6
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -383,7 +386,8 @@ class BrewfatherStream:
     timeout_s : float, default 10
         Time-out of each HTTP attempt (connect and read).
     retries : int, default 3
-        Further attempts after a time-out, a connection error or HTTP 429/5xx.
+        Further attempts after a time-out, a connection error or HTTP 5xx (HTTP 429
+        is not retried: the report goes with the next post).
     backoff_s : float, default 1.0
         Sleep before the first retry; doubled before each further one (1, 2, 4 ...).
     log_path : str or path-like, optional
@@ -517,15 +521,19 @@ class BrewfatherStream:
         """
         now = _finite("now", now)
         with self._lock:
-            return now - self._anchor(now) >= self.interval_s
+            # a microsecond of slack: next_due() must be due, whatever the rounding of its sum
+            return now - self._anchor(now) >= self.interval_s - _SLACK_S
 
     def next_due(self) -> Optional[float]:
         """When the next report is due on the caller's clock (None before the clock starts)."""
         with self._lock:
-            if self._start is None:
-                return None
-            anchor = self._start if self._last_attempt is None else self._last_attempt
-            return anchor + self.interval_s
+            return self._next_due()
+
+    def _next_due(self) -> Optional[float]:
+        if self._start is None:
+            return None
+        anchor = self._start if self._last_attempt is None else self._last_attempt
+        return anchor + self.interval_s
 
     # ------------------------------------------------------------------ posting
     def submit(
@@ -742,8 +750,9 @@ class BrewfatherStream:
             )
 
     # ------------------------------------------------------------------ summary
-    def summary(self) -> dict[str, Any]:
-        """Counters for the end-of-session summary.
+    def summary(self, *, wait: bool = True) -> dict[str, Any]:
+        """Counters for the end-of-session summary (``wait=False``: without waiting for a post
+        under way in another thread, as it stands).
 
         Returns
         -------
@@ -758,7 +767,8 @@ class BrewfatherStream:
         >>> BrewfatherStream("https://log.brewfather.net/stream?id=abcdefgh").summary()["pending"]
         0
         """
-        with self._lock:
+        locked = self._lock.acquire(timeout=-1 if wait else 0)
+        try:
             last = self._last
             return {
                 "url": self.redacted_url,
@@ -768,5 +778,8 @@ class BrewfatherStream:
                 "last_status": None if last is None else last.status,
                 "last_http_status": None if last is None else last.http_status,
                 "last_error": None if last is None else last.error,
-                "next_due": self.next_due(),
+                "next_due": self._next_due(),
             }
+        finally:
+            if locked:
+                self._lock.release()

@@ -371,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # the commands print what a person needs; the library's log records (the Brewfather
     # client's warnings) would say it twice through Python's last-resort handler
-    logging.getLogger("helpers").addHandler(logging.NullHandler())
+    library = logging.getLogger("helpers")
+    if not any(isinstance(h, logging.NullHandler) for h in library.handlers):
+        library.addHandler(logging.NullHandler())
     # a warning for a person at a terminal: one line, without the source line that raised it
     plain, warnings.formatwarning = warnings.formatwarning, lambda message, *_, **__: f"warning: {message}\n"
     try:

@@ -92,6 +92,7 @@ PROFILES = {
                     train_epochs=12, train_budget_s=None),
     "quick": Profile("quick", synth_recordings=12, synth_duration_s=20.0,
                      train_extra_recordings=6, train_extra_duration_s=10.0, train_negatives=2,
+                     train_negatives_duration_s=10.0,
                      val_extra_recordings=4, val_extra_duration_s=20.0,
                      test_extra_recordings=6, test_extra_duration_s=20.0,
                      train_epochs=2, train_budget_s=None),

@@ -123,7 +123,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from helpers.audio import to_mono
+from helpers.audio import AudioError, to_mono
 from helpers.config import PLOP_LABEL, SR
 from helpers.features import HOP, N_MELS, Frontend
 from helpers.models import STEP, WINDOW
@@ -979,14 +979,18 @@ class RawSource(_Source):
 
     def _reader(self, stream) -> Callable[[int], bytes | None]:
         """``read(n)``: up to ``n`` bytes, ``b""`` at the end of the input, or None once
-        ``self.stop`` (set by :func:`run_session`) is set while no data comes. A pipe or a
-        terminal is read from its file descriptor after ``select`` says it has data, so that
-        Ctrl-C or SIGTERM ends a session whose input has gone quiet; other streams (a file in
-        memory) are read as they are."""
+        ``self.stop`` (set by :func:`run_session`) is set while no data comes. The process's
+        own stdin (``stream=None``, nothing read from it before) is read from its file
+        descriptor after ``select`` says it has data (POSIX), so that Ctrl-C or SIGTERM ends a
+        session whose input has gone quiet; a stream given by the caller (which may have
+        buffered data already) is read as it is."""
         import select
 
+        if self.stream is not None or os.name != "posix":   # select takes only sockets on Windows
+            return stream.read
         try:
             fd = stream.fileno()
+            select.select([fd], [], [], 0)
         except (AttributeError, OSError, ValueError):
             return stream.read
 
@@ -1279,7 +1283,7 @@ class _Log:
             self._w.writerow(LOG_COLUMNS)
             self._sync()
         elif torn:   # the last session died mid-row (a full disk, a power cut): end that row
-            self._f.write("\r\n")
+            self._f.write('"\r\n' if _last_line(self.path).count(b'"') % 2 else "\r\n")  # inside quotes?
             self._sync()
 
     def _sync(self) -> None:
@@ -1299,7 +1303,7 @@ class _Log:
         cells += [fmt(values.get(k)) for k in LOG_COLUMNS[3:-1]]
         cells.append(datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with self._lock:
-            if self.failed:
+            if self.failed or self._f.closed:   # closed: a post given up at the end came back late
                 return
             try:
                 self._w.writerow(cells)
@@ -1321,6 +1325,12 @@ def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as f:
         f.seek(-1, os.SEEK_END)
         return f.read(1) == b"\n"
+
+
+def _last_line(path: Path, most: int = 65536) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - most))
+        return f.read().rsplit(b"\n", 1)[-1]
 
 
 def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
@@ -1348,7 +1358,10 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
     ``temperature``: called at each post for a ``temp`` (°C) to send along, or None.
 
     The summary (a dict) has ``reason``, ``audio_s``, ``wall_s``, ``events``, ``last_report``,
-    ``overflows``, ``labels``, ``brewfather`` and ``status`` (0; 1 when the device vanished).
+    ``overflows``, ``labels``, ``brewfather`` and ``status`` (0; 1 when the device vanished, the
+    file was damaged or shorter than its header says, or reading failed). An error that is not
+    about the audio or a file (a bug, a callback's error) is raised again once the labels,
+    the log and the summary are written.
     """
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -1361,10 +1374,13 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
     if out_dir is not None and not detector.keep_events:
         raise ValueError("out_dir needs a StreamingDetector(keep_events=True)")
     say = _Printer(stdout, printer)
+    if brewfather is not None and brewfather.next_due() is None:
+        raise ValueError("give the BrewfatherStream start=0.0: the session runs on audio time")
     logf = _Log(log, session, on_error=lambda line: say(line, err=stderr)) if log is not None else None
     rolling = RollingBPM(window_s=bpm_window_s, every_s=report_every_s)
     last_report: dict | None = None
-    labels = None
+    bf_next = brewfather.next_due() if brewfather is not None else None
+    labels = None   # opened once every argument is known to be right (it truncates the file)
     if out_dir is not None:
         name = getattr(source, "name", "stream")
         if live and not isinstance(source, FileSource):
@@ -1372,14 +1388,9 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
         labels = _Labels(Path(out_dir) / f"{name}.txt", say, stderr)
     if isinstance(source, _Source):
         source.stop = stop
-    worker, posts = None, []
+    worker = None
     if brewfather is not None and (live if brewfather_async is None else brewfather_async):
-        from concurrent.futures import ThreadPoolExecutor
-
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brewfather")
-    bf_next = brewfather.next_due() if brewfather is not None else None
-    if brewfather is not None and bf_next is None:
-        raise ValueError("give the BrewfatherStream start=0.0: the session runs on audio time")
+        worker = _Poster()
 
     if logf:
         logf.row("start", 0.0, status="started", detail=getattr(source, "description", ""))
@@ -1428,7 +1439,7 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
 
     def reports(settled: float) -> None:
         nonlocal last_report, bf_next
-        if bf_next is not None and all(f.done() for f in posts):
+        if bf_next is not None and (worker is None or worker.idle):
             # a post that got through after retries moves the next one later (Brewfather counts
             # its 15 minutes from the post it received)
             bf_next = max(bf_next, brewfather.next_due() or bf_next)
@@ -1450,7 +1461,7 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
             if bf_next is not None and t == bf_next:
                 bf_next = t + brewfather.interval_s
                 if worker is not None:
-                    posts[:] = [f for f in posts if not f.done()] + [worker.submit(post, r, t)]
+                    worker.submit(post, r, t)
                 else:
                     post(r, t)
                     bf_next = max(bf_next, brewfather.next_due() or bf_next)
@@ -1458,6 +1469,7 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
     previous = detector.on_event
     detector.on_event = event_line
     reason, status = "", 0
+    failure: Exception | None = None
     t_wall = time.perf_counter()
     cpu0 = time.process_time()
     final = None
@@ -1473,14 +1485,19 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
                 reason = getattr(source, "end_reason", "") or "end of stream"
         except KeyboardInterrupt:
             reason = "interrupted (Ctrl-C)"
-        except Exception as e:   # a damaged file, a full disk: keep what was found so far
-            reason, status = f"error: {e}", 1
+        except Exception as e:   # a damaged file, a lost device, a bug: keep what was found so far
+            failure, status = e, 1
+            reason = (f"error: {e}" if isinstance(e, (AudioError, OSError))
+                      else f"error: {type(e).__name__}: {e}")
         finally:
             with contextlib.suppress(Exception):
                 source.close()
         if stop.is_set() and not reason.startswith(getattr(stop, "reason", "") or "stopped"):
             reason = getattr(stop, "reason", "") or "stopped"
-        if getattr(source, "vanished", False) or getattr(source, "problem", None) is not None:
+        problem = getattr(source, "problem", None)   # a file shorter than its header says
+        if problem is not None and str(problem) not in reason:
+            reason += f"; {problem}"
+        if getattr(source, "vanished", False) or problem is not None:
             status = 1
         try:
             detector.flush()
@@ -1494,7 +1511,7 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
         if labels is not None:   # first, before anything that may wait or fail
             labels.finish(detector.events())
         if worker is not None:
-            _finish_posts(worker, posts, say, stderr)
+            worker.finish(say, stderr)
     wall_s = time.perf_counter() - t_wall
     cpu_s = time.process_time() - cpu0
     labels_path = labels.path if labels is not None and labels.ok else None
@@ -1504,7 +1521,8 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
                "final": final, "overflows": int(getattr(source, "overflows", 0)),
                "labels": str(labels_path) if labels_path else None,
                "log": str(log) if log is not None else None,
-               "brewfather": brewfather.summary() if brewfather is not None else None,
+               "brewfather": (brewfather.summary(wait=worker is None or not worker.given_up)
+                              if brewfather is not None else None),
                "windows_run": detector.windows_run, "model_s": detector.model_seconds}
     if logf:
         logf.row("end", detector.time_s, n_events=detector.n_events,
@@ -1512,18 +1530,58 @@ def run_session(source: Iterable[np.ndarray], *, detector: StreamingDetector,
         logf.close()
     for line in _summary_lines(summary, source):
         say(line, err=stderr)
+    if failure is not None and not isinstance(failure, (AudioError, OSError)):
+        raise failure   # a bug (or a callback's error) is not an ending: its traceback matters
     return summary
 
 
-def _finish_posts(worker, posts: list, say, stderr) -> None:
-    """Wait for the Brewfather posts still under way (saying so); a second Ctrl-C abandons them."""
-    if any(not f.done() for f in posts):
+class _Poster:
+    """Runs the Brewfather posts one at a time in a daemon thread, so that the audio never
+    waits for the network, and a post given up at the end keeps no process alive."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self.given_up = False
+        threading.Thread(target=self._run, name="brewfather", daemon=True).start()
+
+    @property
+    def idle(self) -> bool:
+        return self._idle.is_set()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            self._busy += 1
+            self._idle.clear()
+        self._queue.put((fn, args))
+
+    def _run(self) -> None:
+        while True:
+            fn, args = self._queue.get()
+            try:
+                fn(*args)
+            except Exception:   # post() says what went wrong; nothing may end this thread
+                pass
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    if self._busy == 0:
+                        self._idle.set()
+
+    def finish(self, say: Callable[..., None], stderr: IO[str]) -> None:
+        """Wait for the posts under way (saying so); a second Ctrl-C gives them up."""
+        if self.idle:
+            return
         say("waiting for the Brewfather post under way (Ctrl-C again to give it up)…", err=stderr)
-    try:
-        worker.shutdown(wait=True)
-    except KeyboardInterrupt:
-        worker.shutdown(wait=False, cancel_futures=True)
-        say("Brewfather: the post under way was given up", err=stderr)
+        try:
+            while not self._idle.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            self.given_up = True
+            say("Brewfather: the post under way was given up", err=stderr)
 
 
 class _Labels:
@@ -1536,6 +1594,7 @@ class _Labels:
         self.path, self._say, self._stderr = path, say, stderr
         self.ok = True
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self._f = open(path, "w", encoding="utf-8", newline="\n")
         except OSError as e:
             self._fail(e)
@@ -1553,6 +1612,8 @@ class _Labels:
             try:
                 self._f.write(f"{ev.start:.6f}\t{max(ev.end, ev.start):.6f}\t{PLOP_LABEL}\n")
                 self._f.flush()
+                with contextlib.suppress(OSError):   # to the disk, as the log: a power cut keeps it
+                    os.fsync(self._f.fileno())
             except OSError as e:
                 self._fail(e)
 
@@ -1584,8 +1645,12 @@ class _Printer:
             if id(f) in self.gone:
                 return
             try:
-                print(line, file=f, flush=True)
-            except (BrokenPipeError, OSError, ValueError):   # ValueError: the stream was closed
+                try:
+                    print(line, file=f, flush=True)
+                except UnicodeEncodeError:   # a console that cannot show "–" or "…"
+                    enc = getattr(f, "encoding", None) or "ascii"
+                    print(line.encode(enc, "replace").decode(enc), file=f, flush=True)
+            except (OSError, ValueError):   # the reader has gone (EPIPE, EIO) or the file is closed
                 self.gone.add(id(f))
                 with contextlib.suppress(Exception):
                     if f.fileno() in (1, 2):   # no "Exception ignored" when Python exits
@@ -1670,16 +1735,9 @@ def _cmd_listen(args) -> int:
         return 2
 
     if args.out is not None:   # checked now, not after days of listening
-        from helpers.audio import label_jobs, output_folder
+        from helpers.audio import output_folder
 
         output_folder(args.out)
-        if args.file is not None:
-            (_, target, problem), = label_jobs([args.file], args.out, overwrite=args.overwrite)
-            if target is None:
-                print(f"error: {problem}", file=sys.stderr)
-                return 2
-    if args.temp_file is not None:
-        read_temperature(args.temp_file)   # a missing sensor file is an error now, not in 15 minutes
 
     brew = None
     url = args.brewfather_url or os.environ.get("BREWFATHER_URL") or None
@@ -1707,6 +1765,14 @@ def _cmd_listen(args) -> int:
         if args.file is not None and not args.realtime and not is_loopback(host):
             print(f"warning: --file without --realtime posts to {redact(url)} as fast as the file is "
                   "read; Brewfather ignores posts less than 15 minutes apart", file=sys.stderr)
+        if args.temp_file is not None:   # a missing sensor file is said now, not in 15 minutes
+            try:
+                read_temperature(args.temp_file)
+            except OSError as e:
+                print(f"error: --temp-file {args.temp_file}: {e.strerror or e}", file=sys.stderr)
+                return 2
+            except ValueError as e:   # a bad reading (a failed CRC) may be a moment's
+                print(f"warning: {e}", file=sys.stderr)
 
     block = args.block
     if args.file is not None:
@@ -1719,6 +1785,14 @@ def _cmd_listen(args) -> int:
         dev = int(args.device) if str(args.device).strip().isdigit() else args.device
         source = Microphone(dev, rate=args.device_rate, block_s=block or LIVE_BLOCK_S, max_s=args.duration,
                             stall_s=args.stall_timeout)
+
+    if args.out is not None and isinstance(source, FileSource):
+        from helpers.audio import label_jobs
+
+        (_, target, problem), = label_jobs([source.path], args.out, overwrite=args.overwrite)
+        if target is None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
 
     from helpers.autolabel import STRICT_PLAUSIBILITY
 
@@ -1741,9 +1815,10 @@ def _cmd_listen(args) -> int:
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
-        # SIGHUP: the terminal or SSH session closed; end as cleanly as on SIGTERM
+        # SIGHUP: the terminal or SSH session closed; end as cleanly as on SIGTERM (unless it is
+        # ignored, as under nohup: then the listener goes on, as asked)
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
                 handlers[sig] = signal.signal(sig, on_signal)
     try:
         summary = run_session(source, detector=det, bpm_window_s=args.bpm_window,

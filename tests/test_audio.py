@@ -419,6 +419,9 @@ def test_label_jobs_never_overwrite_labels(tmp_path):
     assert "--overwrite" in inside["b.flac"][1]
     again = label_jobs([rec / "a.wav", rec / "b.flac", rec / "old" / "a.ogg"], rec, overwrite=True)
     assert [(t, e == "") for _, t, e in again] == [(rec / "a.txt", True), (rec / "b.txt", True), (None, False)]
+    # never the labels of *another* recording of that stem (a.wav's, for old/a.ogg)
+    other = label_jobs([rec / "old" / "a.ogg"], rec, overwrite=True)[0]
+    assert other[1] is None and "only the labels of the recording itself" in other[2]
 
 
 def test_output_folder_is_made_and_checked(tmp_path):

@@ -420,3 +420,14 @@ def test_bad_readings_are_refused_before_anything_is_sent(server, sleeps):
         client.submit(1.0, now=900.0, temp=20.0, temp_unit="celsius")
     assert server.requests == []
     assert client.due(900.0)  # a refused reading does not use up the interval
+
+
+def test_the_next_due_time_is_due_after_a_retried_post(server, sleeps):
+    """After a retried post the schedule starts from an odd time; asking at exactly
+    next_due() must still find the report due, whatever floating point does to the sum."""
+    for k in range(40):
+        now = 40.0 + 0.37 * k         # the sum crosses a power of two: its last bit is rounded
+        server.answer(500)
+        client = make_client(server.url, sleeps, interval_s=60.0, min_interval_s=0.0, start=now - 60.0)
+        assert client.submit(9.0, now=now).status == "sent"
+        assert client.due(client.next_due()), k

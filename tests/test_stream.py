@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -530,8 +531,9 @@ def test_brewfather_rate_limit_is_enforced(capsys, tmp_path):
 
 
 # ----------------------------------------------------------------------------- nothing lost
-def _listen_process(*args: str, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+def _listen_process(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    env = env or {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**env, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen([sys.executable, "-m", "helpers", "listen", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
@@ -590,10 +592,13 @@ def test_a_log_torn_by_a_crash_still_reads(busy, tmp_path, capsys):
     path, _ = busy
     log = tmp_path / "log.csv"
     assert main(["listen", "--file", str(path), "--duration", "5", "--quiet", "--log", str(log)]) == 0
-    log.write_bytes(log.read_bytes() + b"2026-01-01T00:00:00,plop,12.5,12.4")     # torn
-    assert main(["listen", "--file", str(path), "--duration", "5", "--quiet", "--log", str(log)]) == 0
-    rows = pd.read_csv(log)
-    assert list(rows["kind"]).count("start") == 2 and rows["kind"].iloc[-1] == "end"
+    for torn in (b"2026-01-01T00:00:00,plop,12.5,12.4",                  # cut between cells
+                 b'2026-01-01T00:00:00,end,20.0,,,,,,,"end of fi'):        # cut inside quotes
+        log.write_bytes(log.read_bytes() + torn)
+        assert main(["listen", "--file", str(path), "--duration", "5", "--quiet", "--log", str(log)]) == 0
+        rows = pd.read_csv(log)
+        assert rows["kind"].iloc[-1] == "end"
+    assert list(rows["kind"]).count("start") == 3
 
 
 def test_listen_rejects_nonsense_options_at_once(busy, capsys, tmp_path):
@@ -612,10 +617,13 @@ def test_listen_rejects_nonsense_options_at_once(busy, capsys, tmp_path):
                  f"http://127.0.0.1:99999/stream?id={SECRET}"]) == 2
     err = capsys.readouterr().err
     assert "--brewfather-url" in err and "port" in err.lower() and SECRET not in err
-    assert main(["listen", "--file", str(path), "--temp-file", str(tmp_path / "no-sensor")]) == 2
-    assert "no-sensor" in capsys.readouterr().err
+    local = f"http://127.0.0.1:9/stream?id={SECRET}"
+    assert main(["listen", "--file", str(path), "--brewfather-url", local,
+                 "--temp-file", str(tmp_path / "no-sensor")]) == 2
+    assert "--temp-file" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(os.name != "posix", reason="SIGHUP and select on pipes are POSIX")
 def test_a_hangup_or_sigterm_ends_a_quiet_stdin_session_cleanly(busy, tmp_path):
     """SIGHUP (the SSH session closed) and SIGTERM (systemd, docker stop) end a session whose
     input has gone quiet at once, with its labels, log and summary, as Ctrl-C does."""
@@ -632,9 +640,11 @@ def test_a_hangup_or_sigterm_ends_a_quiet_stdin_session_cleanly(busy, tmp_path):
         time.sleep(1.0)
         p.send_signal(sig)
         try:
-            _, err = p.communicate(timeout=20)
+            p.wait(timeout=20)   # stdin stays open: only the signal can end the session
         finally:
             p.kill()
+        err = p.stderr.read()
+        p.stdin.close()
         assert p.returncode == 0, err
         assert f"{sig.name} received" in err
         rows = pd.read_csv(log)
@@ -669,26 +679,108 @@ def test_a_failed_brewfather_post_is_reported_once(busy, brewfather, tmp_path):
     assert "plops in 10 s" in brewfather["bodies"][0]["comment"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
 def test_a_full_disk_stops_the_log_not_the_session(busy, tmp_path):
     """When the log can no longer grow (here a file-size limit, as a full disk gives EFBIG or
     ENOSPC), the listener says so once and goes on: every plop still reaches the labels."""
-    import resource
-
     path, _ = busy
     log = tmp_path / "log.csv"
     row = "earlier,plop,1.0,1.0,1.1,0.9,,,,,,,2026-01-01T00:00:00+00:00\r\n"
     log.write_text(",".join(stream.LOG_COLUMNS) + "\r\n" + row * (60_000 // len(row)))
     limit = log.stat().st_size + 2_000          # room for a few rows, then "File too large"
-
-    def limited():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # EFBIG instead of being killed
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    p = _listen_process("--file", str(path), "--quiet", "--log", str(log), "--out", str(tmp_path / "labels"),
-                        preexec_fn=limited)
+    # the limit is set by the child itself (no preexec_fn in this threaded test process)
+    limited = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+               f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+               "sys.argv = ['helpers', *sys.argv[1:]]; runpy.run_module('helpers', run_name='__main__')")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    p = subprocess.Popen([sys.executable, "-c", limited, "listen", "--file", str(path), "--quiet", "--log", str(log),
+                          "--out", str(tmp_path / "labels")], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert err.count("log: cannot write") == 1 and "the session goes on" in err, err
     n = len(read_labels(tmp_path / "labels" / f"{path.stem}.txt"))
     assert n > 10 and f"plops: {n}" in err
     assert log.stat().st_size <= limit
+
+
+@pytest.mark.skipif(os.name != "posix" or not shutil.which("nohup"), reason="nohup and SIGHUP are POSIX")
+def test_under_nohup_a_hangup_is_ignored_as_asked(busy, tmp_path):
+    """`nohup python -m helpers listen …`: SIGHUP is ignored, so the session goes on; SIGTERM
+    still ends it cleanly."""
+    _, y = busy
+    pcm = (np.clip(y[: 4 * SR], -1, 1) * 32767).astype("<i2").tobytes()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log = tmp_path / "log.csv"
+    p = subprocess.Popen(["nohup", sys.executable, "-m", "helpers", "listen", "--stdin", "--quiet", "--log", str(log)],
+                         env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        os.write(p.stdin.fileno(), pcm)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (log.exists() and b"plop" in log.read_bytes()):
+            time.sleep(0.2)
+        p.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert p.poll() is None, p.stderr.read()
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
+    finally:
+        p.kill()
+    err = p.stderr.read()
+    assert p.returncode == 0 and "SIGTERM received" in err and "SIGHUP" not in err, err
+
+
+def test_a_second_ctrl_c_gives_up_a_hanging_brewfather_post(busy, brewfather, tmp_path):
+    """The labels are written before the listener waits for a post under way; a second Ctrl-C
+    gives that post up at once (it runs in a daemon thread), with the summary printed."""
+    path, _ = busy
+    brewfather["script"].extend([("hang", 60.0)])
+    p = _listen_process("--file", str(path), "--realtime", "--quiet", "--out", str(tmp_path),
+                        "--brewfather-url", brewfather["url"], "--brewfather-interval", "3",
+                        "--brewfather-timeout", "50")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not brewfather["bodies"]:
+            time.sleep(0.1)
+        assert brewfather["bodies"], "no post was made"
+        p.send_signal(signal.SIGINT)
+        waiting = ""
+        while "waiting for the Brewfather post" not in waiting:
+            waiting += p.stderr.readline()
+        assert len(read_labels(tmp_path / f"{path.stem}.txt")) > 0   # written before the wait
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=20)
+        gave_up_in = time.monotonic() - t0
+    finally:
+        p.kill()
+    err = waiting + p.stderr.read()
+    assert p.returncode == 0, err
+    assert gave_up_in < 5 and "given up" in err and "stopped: interrupted" in err, err
+
+
+def test_a_console_that_cannot_show_every_character_gets_them_replaced(busy):
+    path, _ = busy
+    env_enc = {"PYTHONIOENCODING": "ascii"}
+    p = _listen_process("--file", str(path), "--report-every", "10",
+                        env={**os.environ, **env_enc, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert "BPM" in out and "95% CI" in out and "?" in out       # "–" became "?"
+
+
+def test_listen_file_refuses_a_folder(tmp_path, capsys):
+    assert main(["listen", "--file", str(tmp_path), "--out", str(tmp_path / "labels")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_raw_source_reads_a_given_stream_from_where_the_caller_left_it(tmp_path):
+    """A caller's own stream (here a file whose 44-byte header was read first) is read through
+    its buffer: nothing it holds already is skipped."""
+    samples = (np.arange(48_000) % 1000 - 500).astype("<i2")
+    raw = tmp_path / "x.raw"
+    raw.write_bytes(b"H" * 44 + samples.tobytes())
+    with open(raw, "rb") as f:
+        f.read(44)
+        got = np.concatenate(list(RawSource(f, rate=16000)))
+    np.testing.assert_allclose(got, samples.astype(np.float32) / 32768, atol=1e-6)
