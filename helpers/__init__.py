@@ -19,6 +19,7 @@ events      frame probabilities → events (hysteresis, peak picking) → BPM wi
 evaluate    the three views: windows, events (sed_eval: onsets, segments) and BPM per recording
 systems     every detector behind one interface: tuning, runs, tables, threshold sweeps, errors
 robustness  plops mixed into each background at a chosen SNR; sweeps; with/without augmentation
+bubbles     recorded bubbles (committed clips) cut one by one and spaced like an airlock's plops
 weak        a detector from clip-level (weak) labels: multiple-instance learning, temporal pooling
 stream      live listening: microphone, file or stdin → streaming detector → rolling BPM
 brewfather  the Brewfather Custom Stream client (rate limit, retries, redacted URL)

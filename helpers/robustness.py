@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -128,18 +128,30 @@ def plop_track(*, seed: int, duration_s: float = 25.0, rate_ppm: tuple[float, fl
         starts.append(float(t))
         ends.append(float(t + d))
     if room:
-        chain = synth.Chain.draw(rng, sr, char.distance_m)
-        rir = synth._room_response(rng, sr, rt60=chain.rt60_s, drr_db=chain.drr_db)
-        from scipy import signal
-
-        track = synth._sos_filter(signal.oaconvolve(track, rir)[:n], chain.filters(sr))
+        track = recording_chain(track, rng, distance_m=char.distance_m, sr=sr)
     events = pd.DataFrame({"start": np.round(starts, 4), "end": np.round(ends, 4), "label": PLOP_LABEL})
-    mask = augment.event_mask(events, n, sr=sr)
-    if mask.any():
-        track /= math.sqrt(float(np.mean(track[mask] ** 2)) + 1e-20)
     info = {"airlock": char.airlock, "rate_ppm": round(len(events) / duration_s * 60, 2),
             "n_plops": len(events)}
-    return track.astype(np.float32), events, info
+    return unit_event_power(track, events, sr=sr), events, info
+
+
+def recording_chain(track: np.ndarray, rng: np.random.Generator, *, distance_m: float, sr: int = SR
+                    ) -> np.ndarray:
+    """``track`` as a microphone ``distance_m`` away in a room would hear it: a drawn room
+    response (reverberation) and microphone (:class:`helpers.synth.Chain`), same length."""
+    from scipy import signal
+
+    chain = synth.Chain.draw(rng, sr, distance_m)
+    rir = synth._room_response(rng, sr, rt60=chain.rt60_s, drr_db=chain.drr_db)
+    return synth._sos_filter(signal.oaconvolve(track, rir)[:len(track)], chain.filters(sr))
+
+
+def unit_event_power(track: np.ndarray, events: pd.DataFrame, *, sr: int = SR) -> np.ndarray:
+    """``track`` (float32) scaled so that its mean power over the labeled events is 1."""
+    mask = augment.event_mask(events, len(track), sr=sr)
+    if mask.any():
+        track = track / math.sqrt(float(np.mean(np.square(track[mask]))) + 1e-20)
+    return np.asarray(track, dtype=np.float32)
 
 
 def measured_snr_db(plops: np.ndarray, background: np.ndarray, events: pd.DataFrame, *,
@@ -259,7 +271,8 @@ def _scaled_mix(y: np.ndarray, events: pd.DataFrame, bg0: np.ndarray, *, family:
 def sweep(detectors, *, snrs_db: Sequence[float] = SNR_GRID_DB, families: Sequence[str] | None = None,
           seeds: Sequence[int] = (0, 1, 2, 3), duration_s: float = 25.0,
           rate_ppm: tuple[float, float] = (30.0, 150.0), airlocks: tuple[str, ...] = synth.AIRLOCKS,
-          bpm_method: str = "interval", progress: bool = False) -> pd.DataFrame:
+          bpm_method: str = "interval", progress: bool = False,
+          track: Callable[[int], tuple[np.ndarray, pd.DataFrame, dict]] | None = None) -> pd.DataFrame:
     """Score detectors on plops mixed into every background ``family`` at every SNR.
 
     Each seed gives one plop track (:func:`plop_track`), used in every cell of the grid (a
@@ -283,6 +296,11 @@ def sweep(detectors, *, snrs_db: Sequence[float] = SNR_GRID_DB, families: Sequen
         (a detector cannot do better than that floor).
     progress
         Show a progress bar.
+    track
+        Makes the plop track of a seed instead of :func:`plop_track`: ``track(seed)`` returns
+        ``(audio, events, info)`` with ``info["airlock"]`` (``duration_s``, ``rate_ppm`` and
+        ``airlocks`` are then the track's business), e.g. recorded bubbles
+        (:func:`helpers.bubbles.bubble_track`).
 
     Returns
     -------
@@ -321,8 +339,12 @@ def sweep(detectors, *, snrs_db: Sequence[float] = SNR_GRID_DB, families: Sequen
     bar = tqdm(total=len(seeds) * len(families) * len(snrs), desc="sweep", unit="mix",
                disable=not progress)
     for i, seed in enumerate(seeds):
-        y, ev, info = plop_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm,
-                                 airlocks=(airlocks[i % len(airlocks)],))
+        if track is None:
+            y, ev, info = plop_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm,
+                                     airlocks=(airlocks[i % len(airlocks)],))
+        else:
+            y, ev, info = track(seed)
+            duration_s = len(y) / SR
         oracle = float(score_detections([ev], [ev], [duration_s], bpm_method=bpm_method)["bpm_error"].iloc[0])
         for family in families:
             bg0 = _background(y, ev, family=family, seed=seed, sr=SR)  # one draw for all SNRs

@@ -1,0 +1,208 @@
+"""Recorded bubbles: real bubble sounds, one at a time, for an estimate that no generator made.
+
+Every plop the detector trained on came from :mod:`helpers.synth`. How does it do on bubbles
+that were *recorded*? ``data/bubbles/`` holds six recordings of real bubbles rising through
+water (sound effects of a free game, GPL-2; see its README): quick trains of 5–21 bubbles, each
+a ring whose pitch sweeps up from about 400 Hz. Nothing trains or tunes on them.
+
+- :func:`single_bubbles` cuts the trains into single bubbles: an onset is a peak of the
+  spectral rise (flux) of the 250–1600 Hz band where the rings start, at least 50 ms after the
+  one before; a bubble runs to the next onset (at most :data:`MAX_BUBBLE_S`), so the tail of
+  the one before may still sound under it, as in a real airlock.
+- :func:`bubble_track` spaces them at an airlock's rates (the timing of :mod:`helpers.synth`:
+  a drifting rate, gamma intervals, burps), each at its own level, through a drawn room and
+  microphone: the counterpart of :func:`helpers.robustness.plop_track`.
+- :func:`sweep` mixes such tracks into every background family at chosen SNRs and scores
+  detectors on them (:func:`helpers.robustness.sweep`; pool it with
+  :func:`helpers.robustness.summarize_sweep`).
+
+They differ from an airlock's plops: shorter (a median of about 80 ms), with no glug of water
+falling back and no cap knocking, and from one source. So the figures are an estimate for
+*real bubble sounds*, not for your airlock; label a few minutes of your own to know that.
+
+Examples
+--------
+>>> bubbles = single_bubbles()
+>>> len(bubbles) > 50, bubbles[0].source
+(True, 'sp-bubles_00')
+>>> y, ev, info = bubble_track(seed=0, duration_s=20.0)
+>>> len(y) == 20 * SR, info["n_plops"] == len(ev) > 0
+(True, True)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from helpers import robustness, synth
+from helpers.config import PLOP_LABEL, REPO_ROOT, SR
+
+#: the committed recordings (``$AED_BUBBLES_DIR`` moves them)
+FOLDER = REPO_ROOT / "data" / "bubbles"
+#: a cut bubble's longest length (s); shorter cuts than :data:`MIN_BUBBLE_S` are dropped
+MAX_BUBBLE_S = 0.2
+MIN_BUBBLE_S = 0.045
+_BAND_HZ = (250.0, 1600.0)
+_HOP = 80            # 5 ms at 16 kHz
+_NFFT = 512
+_MIN_SPACING_S = 0.05
+
+
+class Bubble(NamedTuple):
+    """One cut bubble: its audio (float32, 16 kHz, peak 1) and the recording it came from."""
+
+    audio: np.ndarray
+    source: str
+
+
+def folder() -> Path:
+    """Where the recordings are: ``$AED_BUBBLES_DIR`` or :data:`FOLDER`."""
+    return Path(os.environ.get("AED_BUBBLES_DIR", FOLDER))
+
+
+def files(where: str | os.PathLike | None = None) -> list[Path]:
+    """The bubble recordings (``*.ogg``, ``*.wav``, ``*.flac``) in ``where`` (default
+    :func:`folder`), sorted; an error that says how to get them when there are none."""
+    base = Path(where) if where is not None else folder()
+    found = sorted(p for p in base.glob("*") if p.suffix.lower() in (".ogg", ".wav", ".flac"))
+    if not found:
+        raise FileNotFoundError(
+            f"no bubble recordings (.ogg, .wav, .flac) in {base}: they come with the repository "
+            "(data/bubbles/); its README says where they are from")
+    return found
+
+
+def bubble_onsets(y: np.ndarray, *, sr: int = SR) -> np.ndarray:
+    """Onset times (s) of the bubbles in a recording of a bubble train.
+
+    A bubble starts ringing low and sweeps up, so an onset is a peak of the mean rise (in dB,
+    frame to frame, rises only) of the 250–1600 Hz bins, smoothed over 15 ms, at least 50 ms
+    after the previous one, at least half the 90th percentile above its surroundings and at
+    least twice the 20th percentile high (the flicker of the noise floor, where a ring has
+    died away, is not an onset).
+
+    Examples
+    --------
+    >>> t = np.arange(16000) / 16000
+    >>> y = 1e-3 * np.random.default_rng(0).standard_normal(16000)     # a faint noise floor
+    >>> for t0 in (0.1, 0.4, 0.7):       # three rings that start at 0.1, 0.4 and 0.7 s
+    ...     k = (t >= t0) & (t < t0 + 0.15)
+    ...     y[k] += np.sin(2 * np.pi * 600 * (t[k] - t0)) * np.exp(-60 * (t[k] - t0))
+    >>> np.round(bubble_onsets(y), 2)
+    array([0.09, 0.39, 0.69])
+    """
+    from scipy.signal import find_peaks
+
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) < _NFFT:
+        return np.zeros(0)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, (_NFFT // 2, _NFFT // 2)), _NFFT)[::_HOP]
+    spec = np.abs(np.fft.rfft(frames * np.hanning(_NFFT), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(_NFFT, 1 / sr)
+    band = (freqs >= _BAND_HZ[0]) & (freqs <= _BAND_HZ[1])
+    level = 10 * np.log10(spec[:, band] + 1e-12 * (spec.max() + 1e-20))
+    flux = np.maximum(np.diff(level, axis=0), 0).mean(axis=1)
+    flux = np.convolve(flux, np.ones(3) / 3, mode="same")
+    peaks, _ = find_peaks(flux, distance=max(1, int(_MIN_SPACING_S * sr / _HOP)),
+                          prominence=0.5 * np.percentile(flux, 90), height=2 * np.percentile(flux, 20))
+    return (peaks + 1) * _HOP / sr
+
+
+@functools.lru_cache(maxsize=4)
+def _cut(where: str) -> tuple[Bubble, ...]:
+    from helpers.audio import load_audio
+
+    out = []
+    for path in files(where):
+        y = load_audio(path)
+        starts = [int(round(t * SR)) for t in bubble_onsets(y)] + [len(y)]
+        for a, b in zip(starts[:-1], starts[1:]):
+            seg = y[a:min(b, a + int(MAX_BUBBLE_S * SR))].astype(np.float32)
+            if len(seg) < MIN_BUBBLE_S * SR:
+                continue
+            seg[-int(0.01 * SR):] *= np.linspace(1, 0, int(0.01 * SR), dtype=np.float32)  # no click
+            seg /= max(float(np.max(np.abs(seg))), 1e-9)
+            seg.setflags(write=False)
+            out.append(Bubble(seg, path.stem))
+    return tuple(out)
+
+
+def single_bubbles(where: str | os.PathLike | None = None) -> tuple[Bubble, ...]:
+    """Every single bubble cut from the recordings in ``where`` (default :func:`folder`),
+    in file order, each scaled to a peak of 1 (read-only arrays; cached)."""
+    return _cut(str(Path(where) if where is not None else folder()))
+
+
+def bubble_track(*, seed: int, duration_s: float = 60.0, rate_ppm: tuple[float, float] = (4.0, 150.0),
+                 room: bool = True, where: str | os.PathLike | None = None, sr: int = SR
+                 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Recorded bubbles alone, with known onsets, spaced like an airlock's plops.
+
+    The timing is :func:`helpers.synth.plop_times` (a rate drawn log-uniformly from
+    ``rate_ppm``, drifting, gamma intervals, sometimes a burp); each plop is a bubble drawn from
+    :func:`single_bubbles` at a level that varies by 3 dB, and with ``room=True`` the track goes
+    through a drawn room and microphone (:func:`helpers.robustness.recording_chain`). Scaled so
+    that its power over the events is 1, like :func:`helpers.robustness.plop_track`, so it
+    mixes into a background at an exact SNR with :func:`helpers.robustness.mix`.
+
+    Returns
+    -------
+    audio, events, info
+        float32 audio, events (``start``, ``end``, ``label``) and ``info`` (``airlock`` is
+        ``"recorded bubbles"``, ``rate_ppm``, ``n_plops``).
+    """
+    if sr != SR:
+        raise ValueError(f"recorded bubbles are cut at {SR} Hz; sr={sr} is not supported")
+    if not duration_s > 0.5:
+        raise ValueError(f"duration_s must be more than 0.5 s, not {duration_s}")
+    lo, hi = (float(r) for r in rate_ppm)
+    if not 2.0 <= lo <= hi <= 240.0:
+        raise ValueError(f"rate_ppm {rate_ppm} must be (low, high) with 2 <= low <= high <= 240")
+    bubbles = single_bubbles(where)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 23]))
+    rate = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    onsets = synth.plop_times(rng, duration_s, rate_start=rate,
+                              rate_end=float(np.clip(rate * np.exp(rng.normal(0, 0.2)), lo, hi)),
+                              jitter_shape=float(rng.uniform(5, 40)),
+                              burst_prob=float(rng.choice([0.0, 0.03, 0.08])))
+    n = int(round(duration_s * sr))
+    track = np.zeros(n)
+    starts, ends = [], []
+    for t in onsets:
+        b = bubbles[int(rng.integers(len(bubbles)))].audio
+        i = int(round(t * sr))
+        if i + len(b) > n:
+            break
+        track[i:i + len(b)] += b * 10 ** (rng.normal(0, 3) / 20)
+        starts.append(float(t))
+        ends.append(float(t + len(b) / sr))
+    if room:
+        track = robustness.recording_chain(track, rng, distance_m=float(np.exp(rng.uniform(np.log(0.1), np.log(1.5)))),
+                                           sr=sr)
+    events = pd.DataFrame({"start": np.round(starts, 4), "end": np.round(ends, 4), "label": PLOP_LABEL})
+    info = {"airlock": "recorded bubbles", "rate_ppm": round(len(events) / duration_s * 60, 2),
+            "n_plops": len(events)}
+    return robustness.unit_event_power(track, events, sr=sr), events, info
+
+
+def sweep(detectors, *, snrs_db=(0.0, 10.0, 20.0), families=None, seeds=(0, 1, 2, 3),
+          duration_s: float = 60.0, rate_ppm: tuple[float, float] = (4.0, 150.0),
+          progress: bool = False) -> pd.DataFrame:
+    """:func:`helpers.robustness.sweep` on recorded bubbles: one :func:`bubble_track` per
+    seed, mixed into every background family (default all of
+    :data:`helpers.synth.BACKGROUNDS`) at every SNR, scored for each detector (event F1 on
+    onsets within 100 ms, BPM)."""
+    return robustness.sweep(detectors, snrs_db=snrs_db, families=families, seeds=seeds,
+                            progress=progress,
+                            track=functools.partial(_track, duration_s=duration_s, rate_ppm=rate_ppm))
+
+
+def _track(seed: int, *, duration_s: float, rate_ppm: tuple[float, float]):
+    return bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm)
+

@@ -1,0 +1,97 @@
+"""Recorded bubbles: cutting the committed recordings into single bubbles, airlock-like tracks
+of them, and the shipped detector scored on them — real files and real inference."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from helpers import bubbles, robustness  # noqa: E402
+from helpers.audio import load_audio  # noqa: E402
+from helpers.config import SR  # noqa: E402
+from helpers.evaluate import match_onsets  # noqa: E402
+
+
+def test_the_six_recordings_are_committed():
+    found = bubbles.files()
+    assert [p.stem for p in found] == [f"sp-bubles_0{i}" for i in range(6)]
+    assert (bubbles.FOLDER / "README.md").read_text().count("GPL") >= 1
+
+
+def test_single_bubbles_are_cut_at_their_onsets():
+    cut = bubbles.single_bubbles()
+    assert 70 <= len(cut) <= 110
+    assert {b.source for b in cut} == {p.stem for p in bubbles.files()}
+    early = 0
+    for b in cut:
+        assert b.audio.dtype == np.float32 and not b.audio.flags.writeable
+        assert bubbles.MIN_BUBBLE_S * SR <= len(b.audio) <= bubbles.MAX_BUBBLE_S * SR
+        assert np.max(np.abs(b.audio)) == pytest.approx(1.0)
+        assert abs(b.audio[-1]) < 1e-6                     # faded out: no click at the cut
+        frames = np.square(b.audio[: len(b.audio) // 160 * 160]).reshape(-1, 160).sum(axis=1)
+        early += np.argmax(frames) < 6
+    # a bubble starts at its onset: its loudest 10 ms come within the first 60 ms, but for a
+    # few whose ring ends in the louder splash of the bubble reaching the surface
+    assert early >= 0.9 * len(cut)
+    assert bubbles.single_bubbles() is cut                 # cached
+
+
+def test_bubble_onsets_of_a_real_train_are_spaced_like_its_rings():
+    y = load_audio(bubbles.files()[2])                     # 1.8 s, about twenty rings
+    t = bubbles.bubble_onsets(y)
+    assert 15 <= len(t) <= 25
+    assert np.all(np.diff(t) >= 0.05 - 1e-9)
+    assert bubbles.bubble_onsets(np.zeros(100, dtype=np.float32)).size == 0
+
+
+def test_files_of_an_empty_folder_say_where_they_come_from(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data/bubbles"):
+        bubbles.files(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no bubble recordings"):
+        bubbles.single_bubbles(tmp_path)
+
+
+def test_bubble_track_is_an_airlock_of_recorded_bubbles():
+    y, ev, info = bubbles.bubble_track(seed=5, duration_s=30.0, rate_ppm=(30.0, 60.0))
+    y2, ev2, _ = bubbles.bubble_track(seed=5, duration_s=30.0, rate_ppm=(30.0, 60.0))
+    assert np.array_equal(y, y2) and ev.equals(ev2)
+    assert not np.array_equal(y, bubbles.bubble_track(seed=6, duration_s=30.0, rate_ppm=(30.0, 60.0))[0])
+    assert y.dtype == np.float32 and len(y) == 30 * SR
+    assert info["airlock"] == "recorded bubbles" and info["n_plops"] == len(ev)
+    assert 10 <= len(ev) <= 40                           # 30-60 a minute for half a minute
+    assert (ev["end"] > ev["start"]).all() and ev["end"].max() <= 30.0
+    mask = np.zeros(len(y), dtype=bool)
+    for s, e in zip(ev["start"], ev["end"]):
+        mask[int(round(s * SR)):int(round(e * SR))] = True
+    assert np.mean(np.square(y[mask].astype(np.float64))) == pytest.approx(1.0, rel=1e-3)
+    assert np.mean(np.square(y[~mask].astype(np.float64))) < 0.05   # quiet between bubbles
+    # the onsets are where the bubbles start: a plain level detector finds each one
+    env = np.convolve(np.abs(y), np.ones(80) / 80, mode="same")
+    rising = np.flatnonzero((env[1:] > 0.05) & (env[:-1] <= 0.05)) / SR
+    assert match_onsets(ev["start"].to_numpy(), rising, collar=0.03) >= 0.9 * len(ev)
+
+
+def test_bubble_track_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="duration_s"):
+        bubbles.bubble_track(seed=0, duration_s=0.2)
+    with pytest.raises(ValueError, match="rate_ppm"):
+        bubbles.bubble_track(seed=0, rate_ppm=(1.0, 500.0))
+    with pytest.raises(ValueError, match="16000"):
+        bubbles.bubble_track(seed=0, sr=44100)
+
+
+def test_the_shipped_detector_on_recorded_bubbles():
+    """A small sweep through helpers.robustness.sweep: the track's own length is used, and
+    the shipped model finds most recorded bubbles in a quiet hum with few false plops."""
+    from helpers.models import Detector
+
+    table = bubbles.sweep({"int8": Detector.load(backend="int8")}, snrs_db=[-5.0, 30.0],
+                          families=["hum"], seeds=[0, 1], duration_s=20.0, rate_ppm=(20.0, 60.0))
+    assert len(table) == 4 and set(table["airlock"]) == {"recorded bubbles"}
+    assert (table["duration_s"] == 20.0).all()
+    s = robustness.summarize_sweep(table, by=["snr_db"]).set_index("snr_db")
+    assert s.loc[30.0, "precision"] > 0.9 and s.loc[30.0, "recall"] > 0.5
