@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from helpers import robustness, synth
+from helpers import robustness
 from helpers.config import PLOP_LABEL, REPO_ROOT, SR
 
 #: the committed recordings (``$AED_BUBBLES_DIR`` moves them)
@@ -159,18 +159,10 @@ def bubble_track(*, seed: int, duration_s: float = 60.0, rate_ppm: tuple[float, 
     """
     if sr != SR:
         raise ValueError(f"recorded bubbles are cut at {SR} Hz; sr={sr} is not supported")
-    if not duration_s > 0.5:
-        raise ValueError(f"duration_s must be more than 0.5 s, not {duration_s}")
-    lo, hi = (float(r) for r in rate_ppm)
-    if not 2.0 <= lo <= hi <= 240.0:
-        raise ValueError(f"rate_ppm {rate_ppm} must be (low, high) with 2 <= low <= high <= 240")
+    rate_ppm = robustness.check_track(duration_s, rate_ppm)
     bubbles = single_bubbles(where)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 23]))
-    rate = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    onsets = synth.plop_times(rng, duration_s, rate_start=rate,
-                              rate_end=float(np.clip(rate * np.exp(rng.normal(0, 0.2)), lo, hi)),
-                              jitter_shape=float(rng.uniform(5, 40)),
-                              burst_prob=float(rng.choice([0.0, 0.03, 0.08])))
+    onsets = robustness.track_onsets(rng, duration_s, rate_ppm)
     n = int(round(duration_s * sr))
     track = np.zeros(n)
     starts, ends = [], []

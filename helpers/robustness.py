@@ -100,21 +100,13 @@ def plop_track(*, seed: int, duration_s: float = 25.0, rate_ppm: tuple[float, fl
     >>> len(y) == 10 * SR, len(ev) == info["n_plops"] > 0, info["airlock"] in synth.AIRLOCKS
     (True, True, True)
     """
-    if not duration_s > 0.5:
-        raise ValueError(f"duration_s must be more than 0.5 s, not {duration_s}")
-    lo, hi = (float(r) for r in rate_ppm)
-    if not 2.0 <= lo <= hi <= 240.0:
-        raise ValueError(f"rate_ppm {rate_ppm} must be (low, high) with 2 <= low <= high <= 240")
+    rate_ppm = check_track(duration_s, rate_ppm)
     unknown = set(airlocks) - set(synth.AIRLOCKS)
     if unknown or not airlocks:
         raise ValueError(f"unknown or empty airlocks {sorted(unknown)}; choose from {synth.AIRLOCKS}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 9]))
     char = synth.Character.draw(rng, sr, airlocks=tuple(airlocks))
-    rate = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    onsets = synth.plop_times(rng, duration_s, rate_start=rate,
-                              rate_end=float(np.clip(rate * np.exp(rng.normal(0, 0.2)), lo, hi)),
-                              jitter_shape=float(rng.uniform(5, 40)),
-                              burst_prob=float(rng.choice([0.0, 0.03, 0.08])))
+    onsets = track_onsets(rng, duration_s, rate_ppm)
     n = int(round(duration_s * sr))
     track = np.zeros(n)
     starts, ends = [], []
@@ -133,6 +125,27 @@ def plop_track(*, seed: int, duration_s: float = 25.0, rate_ppm: tuple[float, fl
     info = {"airlock": char.airlock, "rate_ppm": round(len(events) / duration_s * 60, 2),
             "n_plops": len(events)}
     return unit_event_power(track, events, sr=sr), events, info
+
+
+def check_track(duration_s: float, rate_ppm: tuple[float, float]) -> tuple[float, float]:
+    """The ``(low, high)`` plops per minute of a track, or a clear error for a bad length or range."""
+    if not duration_s > 0.5:
+        raise ValueError(f"duration_s must be more than 0.5 s, not {duration_s}")
+    lo, hi = (float(r) for r in rate_ppm)
+    if not 2.0 <= lo <= hi <= 240.0:
+        raise ValueError(f"rate_ppm {rate_ppm} must be (low, high) with 2 <= low <= high <= 240")
+    return lo, hi
+
+
+def track_onsets(rng: np.random.Generator, duration_s: float, rate_ppm: tuple[float, float]) -> np.ndarray:
+    """Onsets of a track: a rate drawn log-uniformly from ``rate_ppm`` that drifts a little,
+    with :func:`helpers.synth.plop_times`' gamma intervals and burps."""
+    lo, hi = rate_ppm
+    rate = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return synth.plop_times(rng, duration_s, rate_start=rate,
+                            rate_end=float(np.clip(rate * np.exp(rng.normal(0, 0.2)), lo, hi)),
+                            jitter_shape=float(rng.uniform(5, 40)),
+                            burst_prob=float(rng.choice([0.0, 0.03, 0.08])))
 
 
 def recording_chain(track: np.ndarray, rng: np.random.Generator, *, distance_m: float, sr: int = SR
