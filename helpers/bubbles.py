@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -140,8 +141,8 @@ def single_bubbles(where: str | os.PathLike | None = None) -> tuple[Bubble, ...]
 
 
 def bubble_track(*, seed: int, duration_s: float = 60.0, rate_ppm: tuple[float, float] = (4.0, 150.0),
-                 room: bool = True, where: str | os.PathLike | None = None, sr: int = SR
-                 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
+                 room: bool = True, where: str | os.PathLike | None = None,
+                 pool: Sequence[Bubble] | None = None, sr: int = SR) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Recorded bubbles alone, with known onsets, spaced like an airlock's plops.
 
     The timing is :func:`helpers.synth.plop_times` (a rate drawn log-uniformly from
@@ -149,7 +150,8 @@ def bubble_track(*, seed: int, duration_s: float = 60.0, rate_ppm: tuple[float, 
     :func:`single_bubbles` at a level that varies by 3 dB, and with ``room=True`` the track goes
     through a drawn room and microphone (:func:`helpers.robustness.recording_chain`). Scaled so
     that its power over the events is 1, like :func:`helpers.robustness.plop_track`, so it
-    mixes into a background at an exact SNR with :func:`helpers.robustness.mix`.
+    mixes into a background at an exact SNR with :func:`helpers.robustness.mix`. ``pool``
+    draws from those bubbles only (e.g. half of them, to train on the other half).
 
     Returns
     -------
@@ -160,7 +162,9 @@ def bubble_track(*, seed: int, duration_s: float = 60.0, rate_ppm: tuple[float, 
     if sr != SR:
         raise ValueError(f"recorded bubbles are cut at {SR} Hz; sr={sr} is not supported")
     rate_ppm = robustness.check_track(duration_s, rate_ppm)
-    bubbles = single_bubbles(where)
+    bubbles = single_bubbles(where) if pool is None else tuple(pool)
+    if not bubbles:
+        raise ValueError("pool holds no bubbles")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 23]))
     onsets = robustness.track_onsets(rng, duration_s, rate_ppm)
     n = int(round(duration_s * sr))
@@ -197,4 +201,44 @@ def sweep(detectors, *, snrs_db=(0.0, 10.0, 20.0), families=None, seeds=(0, 1, 2
 
 def _track(seed: int, *, duration_s: float, rate_ppm: tuple[float, float]):
     return bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm)
+
+
+def write_recordings(folder: str | os.PathLike, *, seeds: Sequence[int], duration_s: float = 30.0,
+                     pool: Sequence[Bubble] | None = None, snr_db: tuple[float, float] = (0.0, 20.0),
+                     families: Sequence[str] | None = None, sr: int = 44100,
+                     formats: Sequence[str] = ("flac", "wav", "ogg"), prefix: str = "bubbles") -> pd.DataFrame:
+    """Labeled recordings of recorded bubbles, as a user brings their own: one
+    :func:`bubble_track` per seed, mixed into a background family (in turn from ``families``,
+    default every family of :mod:`helpers.synth`) at an SNR drawn from ``snr_db``, written at
+    ``sr`` in stereo (the right channel 3 dB quieter) in turn as each of ``formats``, each with
+    its Audacity labels (``<name>.txt``) beside it. Returns one row per recording: ``file``,
+    ``family``, ``snr_db``, ``plops``. Folders of these go to ``python -m helpers train``,
+    ``evaluate`` and ``detect`` like any others.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> t = write_recordings(tempfile.mkdtemp(), seeds=[0, 1], duration_s=5.0, formats=["wav"])
+    >>> t[["file", "family"]].values.tolist()
+    [['bubbles_000.wav', 'babble'], ['bubbles_001.wav', 'brown']]
+    """
+    from helpers import synth
+    from helpers.audio import resample, save_audio
+    from helpers.labels import write_labels
+
+    families = sorted(synth.BACKGROUNDS) if families is None else list(families)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, seed in enumerate(seeds):
+        y, ev, _ = bubble_track(seed=int(seed), duration_s=duration_s, pool=pool)
+        family = families[i % len(families)]
+        snr = float(np.random.default_rng([int(seed), 31]).uniform(*snr_db))
+        m = robustness.mix(y, ev, family=family, snr_db=snr, seed=int(seed))
+        left = resample(m["audio"], SR, sr)
+        name = f"{prefix}_{i:03d}.{formats[i % len(formats)]}"
+        save_audio(folder / name, np.vstack([left, left * 10 ** (-3 / 20)]), sr=sr)
+        write_labels(m["events"], folder / f"{prefix}_{i:03d}.txt")
+        rows.append({"file": name, "family": family, "snr_db": round(m["snr_db"], 2), "plops": len(ev)})
+    return pd.DataFrame(rows)
 

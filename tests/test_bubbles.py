@@ -95,3 +95,45 @@ def test_the_shipped_detector_on_recorded_bubbles():
     assert (table["duration_s"] == 20.0).all()
     s = robustness.summarize_sweep(table, by=["snr_db"]).set_index("snr_db")
     assert s.loc[30.0, "precision"] > 0.9 and s.loc[30.0, "recall"] > 0.5
+
+
+def test_a_pool_limits_the_bubbles_drawn():
+    cut = bubbles.single_bubbles()
+    one = cut[:1]
+    y, ev, _ = bubbles.bubble_track(seed=1, duration_s=10.0, rate_ppm=(30.0, 30.0), pool=one, room=False)
+    b = one[0].audio
+    for s in ev["start"]:                   # every plop is that bubble, at some level
+        i = int(round(s * SR))
+        seg = y[i:i + len(b)].astype(np.float64)
+        assert abs(np.corrcoef(seg, b)[0, 1]) > 0.95   # (onsets are rounded to 0.1 ms)
+    with pytest.raises(ValueError, match="no bubbles"):
+        bubbles.bubble_track(seed=1, pool=())
+
+
+def test_written_recordings_go_through_the_command_line(tmp_path):
+    """Stereo 44.1 kHz FLAC, WAV and Ogg with same-stem labels: validate finds nothing wrong and
+    evaluate scores the shipped model on them (a real run of the command line)."""
+    import json
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from helpers.labels import read_labels
+
+    table = bubbles.write_recordings(tmp_path, seeds=[0, 1, 2], duration_s=8.0, pool=bubbles.single_bubbles()[1::2],
+                                     snr_db=(15.0, 20.0))
+    assert table["file"].tolist() == ["bubbles_000.flac", "bubbles_001.wav", "bubbles_002.ogg"]
+    for row in table.itertuples():
+        info = sf.info(tmp_path / row.file)
+        assert (info.samplerate, info.channels) == (44100, 2) and info.duration == pytest.approx(8.0, abs=0.01)
+        assert len(read_labels(tmp_path / row.file.replace(row.file.split(".")[-1], "txt"))) == row.plops
+        assert 15.0 <= row.snr_db <= 20.0
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    v = subprocess.run([sys.executable, "-m", "helpers", "validate", str(tmp_path)], capture_output=True, text=True, env=env)
+    assert v.returncode == 0, v.stdout + v.stderr
+    r = subprocess.run([sys.executable, "-m", "helpers", "evaluate", "--data", str(tmp_path), "--json", "--quiet"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["recordings"] == 3 and s["plops"] == table["plops"].sum() and s["precision"] > 0.8
