@@ -709,9 +709,15 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
     return pd.DataFrame(rows, columns=["file", "duration_s", "events", "bpm", "bpm_low", "bpm_high", "error"])
 
 
+#: hard negatives that :func:`train_on_folders` adds by default: recordings of 30 s of speech or
+#: music alone (the training clips of :mod:`helpers.backgrounds`), and one in six as many to
+#: validate on
+TRAIN_NEGATIVES = 24
+
+
 def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init: str | os.PathLike | None = "shipped",
                      seed: int = 0, export: bool = True, time_budget_s: float | None = 240.0,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, negatives: int | None = None) -> dict:
     """Train (or fine-tune) a detector on folders of own recordings and save it to ``out``.
 
     Each folder holds audio files with same-stem Audacity ``.txt`` labels. One recording in
@@ -719,6 +725,16 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     shipped model (fine-tuning, best with little data), ``None`` trains from scratch, a path
     starts from that model. Each training recording also gets one augmented copy
     (:func:`helpers.augment.augment`: its backgrounds include the recorded speech and music).
+
+    ``negatives`` recordings of 30 s of speech or music alone (:func:`helpers.backgrounds.negatives`,
+    other excerpts for each seed) are trained on beside them, and a sixth as many more join the
+    validation recordings, so that the epoch and the thresholds are chosen where false plops
+    cost too. Without them a model fine-tuned on six minutes of one airlock forgot what the
+    shipped one had learned of talking and music: on recordings of them alone it found 66 and
+    110 plops a minute (the shipped model 3 and 9); with the default 24, 9 and 5
+    (``bench/run_bench.py --only bubbles``). ``0`` trains on the folders alone, which is the
+    default from scratch (``init=None``): a new model must learn the plops first, and ten
+    epochs on six minutes beside 24 negatives taught it none (validation F1 0).
     Returns a report of what was done.
     """
     from helpers.datasets import Recordings, own_recordings, split_by_recording
@@ -737,20 +753,31 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     if not (manifest["split"] == "val").any():
         manifest.loc[manifest.index[-1], "split"] = "val"
     train_m, val_m = manifest[manifest["split"] != "val"], manifest[manifest["split"] == "val"]
+    from helpers import backgrounds
+
+    if negatives is None:
+        negatives = TRAIN_NEGATIVES if init is not None else 0
+    if negatives < 0:
+        raise ValueError(f"negatives must be 0 or more, not {negatives}")
     train, val = Recordings(train_m), Recordings(val_m)   # read from disk as training uses them
+    # validation: the held-back recordings (read once, kept: a fifth of the data) and the negatives
+    n_val_neg = -(-negatives // 6)
+    val_items = list(val) + backgrounds.negatives(n_val_neg, 30.0, seed=seed + 1)
     start = None
     serial_ops()   # before loading the start model starts TensorFlow: the same weights every run
     if init is not None:
         start = Detector.load(None if init == "shipped" else init, backend="keras")
-    det, history = train_detector(train, val, epochs=epochs, seed=seed, init=start,
+    det, history = train_detector(train, val_items, epochs=epochs, seed=seed, init=start,
                                   copies=1, time_budget_s=time_budget_s, progress=progress,
-                                  learning_rate=1e-3 if start is not None else 2e-3)
+                                  learning_rate=1e-3 if start is not None else 2e-3,
+                                  extra=backgrounds.negatives(negatives, 30.0, seed=seed))
     det.config.report.update({"data": [str(f) for f in folders],
                               "started_from": "scratch" if init is None else str(init)})
     det.save(out)
     (Path(out) / "history.csv").write_text(history.to_csv(index=False))
     sizes = export_litert(det, [train[i][0] for i in range(min(8, len(train)))], folder=out) if export else {}
     return {"out": str(out), "recordings_train": len(train_m), "recordings_val": len(val_m),
+            "negatives_train": negatives, "negatives_val": n_val_neg,
             "minutes": round(float(manifest["duration_s"].sum()) / 60, 1),
             "plops": int(sum(len(read_labels(p)) for p in manifest["labels"])),
             "epochs_run": int(len(history)), "best_epoch": det.config.report["best_epoch"],

@@ -261,13 +261,50 @@ def test_cli_train_on_own_recordings(trained, tmp_path):
     write_labels(pd.DataFrame({"start": [], "end": []}), own / "kitchen_talk.txt")
     out = tmp_path / "mymodel"
     r = _run("train", "--data", own, "--out", out, "--epochs", "1", "--init", folder,
-             "--no-litert", "--quiet")
+             "--no-litert", "--quiet", "--negatives", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
     assert report["recordings_train"] + report["recordings_val"] == 5
+    assert (report["negatives_train"], report["negatives_val"]) == (2, 1)
     assert (out / "model.keras").exists() and (out / "config.json").exists()
     r = _run("detect", own / "brew0.wav", "--model", out, "--out", tmp_path / "l", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_train_on_folders_adds_talk_and_music_to_training_and_validation(tmp_path, monkeypatch):
+    """The hard negatives reach train_detector: ``negatives`` half-minutes of recorded speech
+    and music alone (no plops) as extra training recordings, and a sixth as many (rounded up)
+    after the held-back recordings in the validation set; none with ``negatives=0``."""
+    import helpers.models as models_module
+
+    own = tmp_path / "own"
+    own.mkdir()
+    for i, (y, ev) in enumerate(_recordings(3, 600, duration=4.0)):
+        save_audio(own / f"r{i}.wav", y, sr=16000)
+        write_labels(ev, own / f"r{i}.txt")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(train, val, **kwargs):
+        seen["val"] = list(val)
+        seen["extra"] = list(kwargs["extra"])
+        raise Stop
+
+    monkeypatch.setattr(models_module, "train_detector", capture)
+    for n, n_val in ((7, 2), (0, 0)):
+        with pytest.raises(Stop):
+            models_module.train_on_folders([own], out=tmp_path / "m", negatives=n, init=None, export=False)
+        assert len(seen["extra"]) == n and len(seen["val"]) == 1 + n_val
+        for y, ev in seen["extra"] + seen["val"][1:]:
+            assert len(y) == 30 * 16000 and len(ev) == 0
+        assert len(seen["val"][0][1]) > 0                  # the held-back recording comes first, with its plops
+    with pytest.raises(Stop):                              # from scratch: none unless asked
+        models_module.train_on_folders([own], out=tmp_path / "m", init=None, export=False)
+    assert seen["extra"] == [] and len(seen["val"]) == 1
+    with pytest.raises(ValueError, match="negatives"):
+        models_module.train_on_folders([own], out=tmp_path / "m", negatives=-1, init=None)
 
 
 def test_train_needs_two_labeled_recordings(tmp_path):
