@@ -2,8 +2,9 @@
 
 Every plop the detector trained on came from :mod:`helpers.synth`. How does it do on bubbles
 that were *recorded*? ``data/bubbles/`` holds six recordings of real bubbles rising through
-water (sound effects of a free game, GPL-2; see its README): quick trains of 5–21 bubbles, each
-a ring whose pitch sweeps up from about 400 Hz. Nothing trains or tunes on them.
+water (sound effects of a free game, GPL-2; see its README): quick trains of 5–22 bubbles, each
+a ring whose pitch sweeps up from about 400 Hz. Nothing trains on them; the number of talk and
+music negatives that ``python -m helpers train`` adds was chosen on its figures on them.
 
 - :func:`single_bubbles` cuts the trains into single bubbles: an onset is a peak of the
   spectral rise (flux) of the 250–1600 Hz band where the rings start, at least 50 ms after the
@@ -145,37 +146,67 @@ def bubble_track(*, seed: int, duration_s: float = 60.0, rate_ppm: tuple[float, 
                  pool: Sequence[Bubble] | None = None, sr: int = SR) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Recorded bubbles alone, with known onsets, spaced like an airlock's plops.
 
-    The timing is :func:`helpers.synth.plop_times` (a rate drawn log-uniformly from
-    ``rate_ppm``, drifting, gamma intervals, sometimes a burp); each plop is a bubble drawn from
-    :func:`single_bubbles` at a level that varies by 3 dB, and with ``room=True`` the track goes
-    through a drawn room and microphone (:func:`helpers.robustness.recording_chain`). Scaled so
-    that its power over the events is 1, like :func:`helpers.robustness.plop_track`, so it
-    mixes into a background at an exact SNR with :func:`helpers.robustness.mix`. ``pool``
-    draws from those bubbles only (e.g. half of them, to train on the other half).
+    The timing is that of :func:`helpers.robustness.plop_track` (a rate drawn log-uniformly
+    from ``rate_ppm``, drifting, gamma intervals, sometimes a burp); each plop is a bubble
+    drawn from :func:`single_bubbles` at a level that varies by 3 dB, cut short (and faded)
+    where it would run into the next one, so that no two events overlap. With ``room=True`` the
+    track goes through a drawn room and microphone (:func:`helpers.robustness.recording_chain`).
+    It is scaled so that its power over the events is 1, so it mixes into a background at an
+    exact SNR with :func:`helpers.robustness.mix`.
+
+    Parameters
+    ----------
+    seed
+        The same seed gives the same track.
+    duration_s, rate_ppm
+        Length in seconds; range of the rate, plops per minute (between 2 and 240). A short
+        track at a slow rate can hold no bubble at all.
+    room
+        Add a room and a microphone.
+    where, pool
+        Draw from the bubbles cut from the recordings in ``where`` (default :func:`folder`),
+        or from ``pool`` only (e.g. those of some recordings, to train on the others).
+    sr
+        Sample rate; only the working rate (16 kHz) is supported.
 
     Returns
     -------
     audio, events, info
         float32 audio, events (``start``, ``end``, ``label``) and ``info`` (``airlock`` is
         ``"recorded bubbles"``, ``rate_ppm``, ``n_plops``).
+
+    Examples
+    --------
+    >>> y, ev, info = bubble_track(seed=3, duration_s=30.0, rate_ppm=(20.0, 40.0))
+    >>> info["airlock"], bool((ev["start"].iloc[1:].to_numpy() > ev["end"].iloc[:-1].to_numpy()).all())
+    ('recorded bubbles', True)
     """
     if sr != SR:
         raise ValueError(f"recorded bubbles are cut at {SR} Hz; sr={sr} is not supported")
     rate_ppm = robustness.check_track(duration_s, rate_ppm)
     bubbles = single_bubbles(where) if pool is None else tuple(pool)
     if not bubbles:
-        raise ValueError("pool holds no bubbles")
+        raise ValueError("no bubbles to draw from: pool is empty" if pool is not None else
+                         f"no bubbles could be cut from the recordings in {where or folder()}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 23]))
     onsets = robustness.track_onsets(rng, duration_s, rate_ppm)
     n = int(round(duration_s * sr))
+    fade = int(0.01 * sr)
     track = np.zeros(n)
     starts, ends = [], []
-    for t in onsets:
+    for k, t in enumerate(onsets):
         b = bubbles[int(rng.integers(len(bubbles)))].audio
+        gain = 10 ** (rng.normal(0, 3) / 20)
         i = int(round(t * sr))
+        gap = (onsets[k + 1] if k + 1 < len(onsets) else duration_s) - t - 0.02
         if i + len(b) > n:
             break
-        track[i:i + len(b)] += b * 10 ** (rng.normal(0, 3) / 20)
+        if gap < MIN_BUBBLE_S:      # a burp too tight for this bubble: leave it out
+            continue
+        if len(b) > gap * sr:       # cut short before the next one starts, faded
+            b = b[:int(gap * sr)].copy()
+            b[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
+        track[i:i + len(b)] += b * gain
         starts.append(float(t))
         ends.append(float(t + len(b) / sr))
     if room:
@@ -193,7 +224,16 @@ def sweep(detectors, *, snrs_db=(0.0, 10.0, 20.0), families=None, seeds=(0, 1, 2
     """:func:`helpers.robustness.sweep` on recorded bubbles: one :func:`bubble_track` per
     seed, mixed into every background family (default all of
     :data:`helpers.synth.BACKGROUNDS`) at every SNR, scored for each detector (event F1 on
-    onsets within 100 ms, BPM)."""
+    onsets within 100 ms, BPM). Pool it with :func:`helpers.robustness.summarize_sweep`.
+
+    Examples
+    --------
+    >>> from helpers.models import Detector
+    >>> t = sweep(Detector.load(backend="int8"), snrs_db=[10.0], families=["hum"], seeds=[0],
+    ...           duration_s=20.0)   # doctest: +SKIP
+    >>> t[["family", "snr_db", "airlock"]].values.tolist()   # doctest: +SKIP
+    [['hum', 10.0, 'recorded bubbles']]
+    """
     return robustness.sweep(detectors, snrs_db=snrs_db, families=families, seeds=seeds,
                             progress=progress,
                             track=functools.partial(_track, duration_s=duration_s, rate_ppm=rate_ppm))
@@ -203,17 +243,29 @@ def _track(seed: int, *, duration_s: float, rate_ppm: tuple[float, float]):
     return bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm)
 
 
+#: the formats :func:`write_recordings` writes
+FORMATS = ("flac", "wav", "ogg")
+
+
 def write_recordings(folder: str | os.PathLike, *, seeds: Sequence[int], duration_s: float = 30.0,
-                     pool: Sequence[Bubble] | None = None, snr_db: tuple[float, float] = (0.0, 20.0),
-                     families: Sequence[str] | None = None, sr: int = 44100,
-                     formats: Sequence[str] = ("flac", "wav", "ogg"), prefix: str = "bubbles") -> pd.DataFrame:
-    """Labeled recordings of recorded bubbles, as a user brings their own: one
-    :func:`bubble_track` per seed, mixed into a background family (in turn from ``families``,
-    default every family of :mod:`helpers.synth`) at an SNR drawn from ``snr_db``, written at
-    ``sr`` in stereo (the right channel 3 dB quieter) in turn as each of ``formats``, each with
-    its Audacity labels (``<name>.txt``) beside it. Returns one row per recording: ``file``,
-    ``family``, ``snr_db``, ``plops``. Folders of these go to ``python -m helpers train``,
-    ``evaluate`` and ``detect`` like any others.
+                     rate_ppm: tuple[float, float] = (4.0, 150.0), pool: Sequence[Bubble] | None = None,
+                     snr_db: tuple[float, float] = (0.0, 20.0), families: Sequence[str] | None = None,
+                     sr: int = 44100, formats: Sequence[str] = FORMATS, prefix: str = "bubbles") -> pd.DataFrame:
+    """Labeled recordings of recorded bubbles, as a user brings their own.
+
+    One :func:`bubble_track` per seed, mixed into a background family (in turn from
+    ``families``, default every family of :mod:`helpers.synth`) at an SNR drawn from
+    ``snr_db``, written at ``sr`` in stereo (the right channel 3 dB quieter) in turn as each of
+    ``formats``, with its Audacity labels beside it. Recording ``i`` is
+    ``<prefix>_<i:03d>.<format>`` + ``.txt``: a second call into the same folder replaces them.
+    Every track is made (and every argument checked) before anything is written; a seed whose
+    track holds no bubble is an error that says so. Folders of these go to
+    ``python -m helpers train``, ``evaluate`` and ``detect`` like any others.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per recording: ``file``, ``family``, ``snr_db``, ``plops``.
 
     Examples
     --------
@@ -226,19 +278,32 @@ def write_recordings(folder: str | os.PathLike, *, seeds: Sequence[int], duratio
     from helpers.audio import resample, save_audio
     from helpers.labels import write_labels
 
+    seeds = [int(s) for s in seeds]
     families = sorted(synth.BACKGROUNDS) if families is None else list(families)
+    unknown = sorted(set(families) - set(synth.BACKGROUNDS)) + sorted(set(formats) - set(FORMATS))
+    if not seeds or not families or not formats or unknown:
+        raise ValueError(f"write_recordings needs seeds, background families from {sorted(synth.BACKGROUNDS)} "
+                         f"and formats from {FORMATS}; got {len(seeds)} seeds, families {families}, "
+                         f"formats {list(formats)}")
+    lo, hi = (float(v) for v in snr_db)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(f"snr_db {snr_db} must be (low, high) in dB with low <= high")
+    mixes = []
+    for i, seed in enumerate(seeds):
+        y, ev, _ = bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm, pool=pool)
+        if ev.empty:
+            raise ValueError(f"seed {seed}: its track of {duration_s:g} s holds no bubble at {rate_ppm} per "
+                             "minute; use another seed, a longer duration_s or a faster rate_ppm")
+        family = families[i % len(families)]
+        snr = float(np.random.default_rng([seed, 31]).uniform(lo, hi))
+        mixes.append((family, robustness.mix(y, ev, family=family, snr_db=snr, seed=seed)))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, seed in enumerate(seeds):
-        y, ev, _ = bubble_track(seed=int(seed), duration_s=duration_s, pool=pool)
-        family = families[i % len(families)]
-        snr = float(np.random.default_rng([int(seed), 31]).uniform(*snr_db))
-        m = robustness.mix(y, ev, family=family, snr_db=snr, seed=int(seed))
+    for i, (family, m) in enumerate(mixes):
         left = resample(m["audio"], SR, sr)
         name = f"{prefix}_{i:03d}.{formats[i % len(formats)]}"
         save_audio(folder / name, np.vstack([left, left * 10 ** (-3 / 20)]), sr=sr)
         write_labels(m["events"], folder / f"{prefix}_{i:03d}.txt")
-        rows.append({"file": name, "family": family, "snr_db": round(m["snr_db"], 2), "plops": len(ev)})
+        rows.append({"file": name, "family": family, "snr_db": round(m["snr_db"], 2), "plops": len(m["events"])})
     return pd.DataFrame(rows)
-

@@ -286,6 +286,17 @@ def _overwrite_option(parser: argparse.ArgumentParser) -> None:
                              "those files are kept, since they are often made by hand, and reported)")
 
 
+def _count(text: str) -> int:
+    """A whole number of 0 or more, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers", description="Every stage of the airlock pipeline without Jupyter.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -346,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--from-scratch", action="store_true", help="start from random weights")
     r.add_argument("--time-budget", type=float, default=240.0, help="stop training after this many seconds (240)")
     r.add_argument("--no-litert", action="store_true", help="skip the LiteRT export")
-    r.add_argument("--negatives", type=int, default=None, metavar="N",
+    r.add_argument("--negatives", type=_count, default=None, metavar="N",
                    help="half-minutes of recorded talk and music alone to train on beside your recordings, "
                         "so that fine-tuning does not forget them (default: 24 when fine-tuning, and a sixth "
                         "as many to validate on; 0 from scratch)")

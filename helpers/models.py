@@ -728,8 +728,8 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
 
     ``negatives`` recordings of 30 s of speech or music alone (:func:`helpers.backgrounds.negatives`,
     other excerpts for each seed) are trained on beside them, and a sixth as many more join the
-    validation recordings, so that the epoch and the thresholds are chosen where false plops
-    cost too. Without them a model fine-tuned on six minutes of one airlock forgot what the
+    validation recordings (other excerpts of the same ten minutes of clips, not unheard talk),
+    so that the epoch and the thresholds are chosen where false plops cost too. Without them a model fine-tuned on six minutes of one airlock forgot what the
     shipped one had learned of talking and music: on recordings of them alone it found 66 and
     110 plops a minute (the shipped model 3 and 9); with the default 24, 9 and 5
     (``bench/run_bench.py --only bubbles``). ``0`` trains on the folders alone, which is the

@@ -137,3 +137,24 @@ def test_written_recordings_go_through_the_command_line(tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s["recordings"] == 3 and s["plops"] == table["plops"].sum() and s["precision"] > 0.8
+
+
+def test_bubble_track_events_never_overlap():
+    """Bubbles that would run into the next one (burps, fast rates) are cut short."""
+    for seed in range(6):
+        _, ev, _ = bubbles.bubble_track(seed=seed, duration_s=60.0, rate_ppm=(120.0, 240.0), room=False)
+        assert (ev["start"].to_numpy()[1:] >= ev["end"].to_numpy()[:-1]).all()
+        assert (ev["end"] - ev["start"] >= bubbles.MIN_BUBBLE_S - 1e-3).all()
+
+
+def test_write_recordings_checks_everything_before_writing(tmp_path):
+    bad = [dict(formats=["mp3"]), dict(families=["kitchen"]), dict(families=[]), dict(snr_db=(20.0, 0.0)),
+           dict(seeds=[])]
+    for options in bad:
+        with pytest.raises(ValueError):
+            bubbles.write_recordings(tmp_path / "out", **{"seeds": [0], **options})
+    # a seed whose short, slow track holds no bubble is named, and nothing is written
+    empty = next(s for s in range(200) if bubbles.bubble_track(seed=s, duration_s=3.0, rate_ppm=(2.0, 2.0))[1].empty)
+    with pytest.raises(ValueError, match=f"seed {empty}: .*no bubble"):
+        bubbles.write_recordings(tmp_path / "out", seeds=[0, empty], duration_s=3.0, rate_ppm=(2.0, 2.0))
+    assert not (tmp_path / "out").exists()

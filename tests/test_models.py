@@ -303,6 +303,9 @@ def test_train_on_folders_adds_talk_and_music_to_training_and_validation(tmp_pat
     with pytest.raises(Stop):                              # from scratch: none unless asked
         models_module.train_on_folders([own], out=tmp_path / "m", init=None, export=False)
     assert seen["extra"] == [] and len(seen["val"]) == 1
+    with pytest.raises(Stop):                              # fine-tuning the shipped model: the default
+        models_module.train_on_folders([own], out=tmp_path / "m", export=False)
+    assert len(seen["extra"]) == models_module.TRAIN_NEGATIVES == 24 and len(seen["val"]) == 1 + 4
     with pytest.raises(ValueError, match="negatives"):
         models_module.train_on_folders([own], out=tmp_path / "m", negatives=-1, init=None)
 
@@ -417,3 +420,8 @@ def test_serial_ops_only_before_tensorflow_runs(started):
                        env=dict(env, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == f"{not started} {not started}"  # and again
+
+
+def test_train_negatives_option_is_checked_at_once(tmp_path):
+    r = _run("train", "--data", tmp_path, "--out", tmp_path / "m", "--negatives", "-3")
+    assert r.returncode == 2 and "negative; give 0 or more" in r.stderr
