@@ -186,26 +186,15 @@ def part_bubbles(work: Path) -> dict:
     import warnings
 
     warnings.filterwarnings("ignore")
-    import pandas as pd
-
     from helpers import bubbles, robustness
     from helpers.models import Detector
 
-    table = bubbles.sweep({"int8": Detector.load(ROOT / "models" / "crnn", backend="int8")})
-    # the GMM-HMM labeler on the same mixtures (robustness.mix makes the sweep's mixtures again)
     from helpers.autolabel import autolabel
-    from helpers.evaluate import score_detections
 
-    rows = []
-    for seed in sorted(table["seed"].unique()):
-        y, ev, _ = bubbles.bubble_track(seed=int(seed), duration_s=float(table["duration_s"].iloc[0]))
-        for family in sorted(table["family"].unique()):
-            for snr in sorted(table["snr_db"].unique()):
-                m = robustness.mix(y, ev, family=family, snr_db=float(snr), seed=int(seed))
-                score = score_detections([ev], [autolabel(m["audio"]).events], [len(y) / 16000]).iloc[0]
-                rows.append({"model": "GMM-HMM", "family": family, "snr_db": snr, "seed": seed,
-                             **{k: score[k] for k in ("tp", "fp", "fn", "bpm_error", "within_10")}})
-    labeler = pd.DataFrame(rows)
+    # the CRNN and the GMM-HMM labeler on the same mixtures
+    both = bubbles.sweep({"int8": Detector.load(ROOT / "models" / "crnn", backend="int8"),
+                          "GMM-HMM": lambda y: autolabel(y).events})
+    table, labeler = both[both["model"] == "int8"], both[both["model"] == "GMM-HMM"]
     by_snr = robustness.summarize_sweep(table, by=["snr_db"])
     by_snr["bpm_within_10pct"] = table.groupby("snr_db")["within_10"].mean().to_numpy()
     by_snr["bpm_within_10pct_labels"] = table.groupby("snr_db")["bpm_error_oracle"].apply(

@@ -224,7 +224,8 @@ def sweep(detectors, *, snrs_db=(0.0, 10.0, 20.0), families=None, seeds=(0, 1, 2
     """:func:`helpers.robustness.sweep` on recorded bubbles: one :func:`bubble_track` per
     seed, mixed into every background family (default all of
     :data:`helpers.synth.BACKGROUNDS`) at every SNR, scored for each detector (event F1 on
-    onsets within 100 ms, BPM). Pool it with :func:`helpers.robustness.summarize_sweep`.
+    onsets within 100 ms, BPM); detectors may also be functions ``audio → events``. Pool it
+    with :func:`helpers.robustness.summarize_sweep`.
 
     Examples
     --------
@@ -236,11 +237,7 @@ def sweep(detectors, *, snrs_db=(0.0, 10.0, 20.0), families=None, seeds=(0, 1, 2
     """
     return robustness.sweep(detectors, snrs_db=snrs_db, families=families, seeds=seeds,
                             progress=progress,
-                            track=functools.partial(_track, duration_s=duration_s, rate_ppm=rate_ppm))
-
-
-def _track(seed: int, *, duration_s: float, rate_ppm: tuple[float, float]):
-    return bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm)
+                            track=lambda seed: bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm))
 
 
 #: the formats :func:`write_recordings` writes

@@ -737,6 +737,7 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     epochs on six minutes beside 24 negatives taught it none (validation F1 0).
     Returns a report of what was done.
     """
+    from helpers import backgrounds
     from helpers.datasets import Recordings, own_recordings, split_by_recording
     from helpers.labels import read_labels
 
@@ -753,8 +754,6 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     if not (manifest["split"] == "val").any():
         manifest.loc[manifest.index[-1], "split"] = "val"
     train_m, val_m = manifest[manifest["split"] != "val"], manifest[manifest["split"] == "val"]
-    from helpers import backgrounds
-
     if negatives is None:
         negatives = TRAIN_NEGATIVES if init is not None else 0
     if negatives < 0:

@@ -297,7 +297,8 @@ def sweep(detectors, *, snrs_db: Sequence[float] = SNR_GRID_DB, families: Sequen
     ----------
     detectors
         A :class:`helpers.models.Detector`, or a mapping name → detector (compared on the
-        same mixtures).
+        same mixtures). A detector may also be any function ``audio → events`` (e.g.
+        ``lambda y: helpers.autolabel.autolabel(y).events``, the GMM-HMM labeler).
     snrs_db, families, seeds
         The grid (default families: all of :data:`helpers.synth.BACKGROUNDS`).
     duration_s, rate_ppm, airlocks
@@ -365,11 +366,13 @@ def sweep(detectors, *, snrs_db: Sequence[float] = SNR_GRID_DB, families: Sequen
                 m = _scaled_mix(y, ev, bg0, family=family, snr_db=snr, level_dbfs=-30.0, sr=SR)
                 feats = {}
                 for name, det in dets.items():
-                    kind = det.config.frontend
-                    if kind not in feats:
-                        feats[kind] = frontend_features(m["audio"], kind=kind)
-                    probs = det.probabilities_from_features(det.normalize(feats[kind]))
-                    est = det.events_from_probabilities(probs)
+                    if not hasattr(det, "probabilities_from_features"):
+                        est = det(m["audio"])              # a function audio → events
+                    else:                                  # a Detector: features shared by front end
+                        kind = det.config.frontend
+                        if kind not in feats:
+                            feats[kind] = frontend_features(m["audio"], kind=kind)
+                        est = det.events_from_probabilities(det.probabilities_from_features(det.normalize(feats[kind])))
                     rec = f"s{seed}_{family}_{snr:+g}dB"
                     score = score_detections([ev], [est], [duration_s], names=[rec],
                                              bpm_method=bpm_method).iloc[0].to_dict()

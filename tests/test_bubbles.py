@@ -158,3 +158,18 @@ def test_write_recordings_checks_everything_before_writing(tmp_path):
     with pytest.raises(ValueError, match=f"seed {empty}: .*no bubble"):
         bubbles.write_recordings(tmp_path / "out", seeds=[0, empty], duration_s=3.0, rate_ppm=(2.0, 2.0))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_also_scores_a_function_of_the_audio():
+    """Any function audio → events stands beside the detectors, on the same mixtures."""
+    from helpers.labels import empty_events
+
+    heard = []
+
+    def silent(y):
+        heard.append(len(y))
+        return empty_events()
+
+    table = bubbles.sweep({"silent": silent}, snrs_db=[10.0], families=["hum", "fan"], seeds=[0],
+                          duration_s=10.0, rate_ppm=(60.0, 60.0))
+    assert heard == [10 * SR, 10 * SR] and (table["tp"] == 0).all() and (table["fn"] == table["n_ref"]).all()
