@@ -486,3 +486,34 @@ def test_label_quality_scores_a_set_and_compares_with_another_system(tmp_path):
     assert len(al.quality_table(empty, no_errors)) == 0
     axes = al.plot_quality(scores, other)
     assert len(axes) == 3 and len(axes[1].patches) > 0 and len(axes[2].patches) > 0
+
+
+def test_a_quiet_ringing_sound_far_under_the_plops_is_not_labeled():
+    """Plops of one airlock every two seconds and, between them, the same kind of plop 45 dB
+    quieter (a bubble-like ring far under the airlock: a note, a tick): the level gate keeps
+    only the loud ones; without it (``max_level_drop_db=None``) the quiet ones become labels
+    too, and bad values of the option are refused before any work."""
+    rng = np.random.default_rng(5)
+    char = Character.draw(rng, SR, airlocks=("s_type",))
+    y = 1e-5 * rng.standard_normal(SR * 22)
+    loud, quiet = np.arange(1.0, 21.0, 2.0), np.arange(2.0, 21.0, 2.0)
+    for times, gain in ((loud, 0.3), (quiet, 0.3 * 10 ** (-45 / 20))):
+        for t in times:
+            x, _ = plop(rng, SR, char)
+            y[int(t * SR):int(t * SR) + len(x)] += gain * x / np.abs(x).max()
+    gated, plain = al.autolabel(y), al.autolabel(y, max_level_drop_db=None)
+    assert onset_scores(pd.DataFrame({"start": loud}), gated.events)["f1"] == 1.0
+    both = pd.DataFrame({"start": np.sort(np.r_[loud, quiet])})
+    assert onset_scores(both, plain.events)["tp"] > len(loud)      # the quiet ones ring too
+    for bad in (-3.0, "loud"):
+        with pytest.raises(ValueError, match="max_level_drop_db"):
+            al.autolabel(y, max_level_drop_db=bad)
+
+
+def test_the_level_gate_measures_from_the_confident_candidates():
+    peak = np.array([40.0, 41.0, 39.0, 42.0, 5.0, 60.0])
+    # a loud sound the measures are unsure of does not set the level of the plops
+    confident = np.array([True, True, True, True, True, False])
+    assert al.level_gate(peak, confident).tolist() == [True] * 4 + [False, True]
+    assert al.level_gate(peak, confident, max_drop_db=40.0).all()
+    assert al.level_gate(peak, np.zeros(6, bool)).all()          # nothing confident: no gate
