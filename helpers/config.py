@@ -57,6 +57,11 @@ class Profile:
     #: ``train_negatives_duration_s`` long) that the detector trains on as hard negatives
     train_negatives: int = 0
     train_negatives_duration_s: float = 30.0
+    #: recordings of *recorded* bubbles (the training half of :mod:`helpers.bubbles`, each
+    #: ``train_bubbles_duration_s`` long, in a background at 0–20 dB) trained on beside the
+    #: generator's plops
+    train_bubbles: int = 0
+    train_bubbles_duration_s: float = 30.0
     #: extra synthetic validation recordings (all ``val``) that the post-processing thresholds
     #: are tuned on beside the main set's validation split, which is too small to set them
     val_extra_recordings: int = 0
@@ -88,11 +93,12 @@ class Profile:
 PROFILES = {
     "full": Profile("full", synth_recordings=60, synth_duration_s=60.0,
                     train_extra_recordings=120, train_extra_duration_s=30.0, train_negatives=72,
+                    train_bubbles=40,
                     val_extra_recordings=60, test_extra_recordings=120,
                     train_epochs=12, train_budget_s=None),
     "quick": Profile("quick", synth_recordings=12, synth_duration_s=20.0,
                      train_extra_recordings=6, train_extra_duration_s=10.0, train_negatives=2,
-                     train_negatives_duration_s=10.0,
+                     train_negatives_duration_s=10.0, train_bubbles=2, train_bubbles_duration_s=10.0,
                      val_extra_recordings=4, val_extra_duration_s=20.0,
                      test_extra_recordings=6, test_extra_duration_s=20.0,
                      train_epochs=2, train_budget_s=None),

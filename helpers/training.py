@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import backgrounds as recorded, datasets, synth
+from helpers import backgrounds as recorded, bubbles, datasets, synth
 from helpers.config import Profile, profile as get_profile
 from helpers.evaluate import score_detections, summarize_scores
 from helpers.models import Detector, export_litert, train_detector
@@ -50,14 +50,18 @@ def evaluate_detector(detector: Detector, manifest: pd.DataFrame, *, progress: b
 def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out: str | Path,
                      profile: Profile | str | None = None, seed: int = 0, progress: bool = True,
                      export: bool = True, frontend: str = "pcen", backgrounds: list[str] | None = None,
-                     negatives: bool | None = None, tune: pd.DataFrame | None = None) -> dict:
+                     negatives: bool | None = None, recorded_bubbles: bool | None = None,
+                     tune: pd.DataFrame | None = None) -> dict:
     """Train on ``main_set``'s train split plus ``extra`` (and, with ``negatives``, the
     profile's recordings of speech and music alone: :func:`helpers.backgrounds.negatives`),
-    validate on its val split, tune the post-processing on that split plus ``tune`` (more
+    with ``recorded_bubbles``, the profile's recordings of real bubbles:
+    :func:`helpers.bubbles.training_recordings`), validate on its val split, tune the post-processing on that split plus ``tune`` (more
     validation recordings: :func:`helpers.datasets.synthetic_validation_extra`), save to
     ``out``, export LiteRT, and score Keras / float / int8 on the test split.
-    ``backgrounds`` limits the families the augmentation mixes in (default all). ``negatives`` defaults to whether those include the recorded ones, so
-    that limiting the families keeps recorded speech and music out of training altogether."""
+    ``backgrounds`` limits the families the augmentation mixes in (default all). ``negatives`` and
+    ``recorded_bubbles`` default to whether those include the recorded ones, so that limiting
+    the families keeps recorded speech and music out of training altogether (the recorded
+    bubbles are mixed into every family)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     out = Path(out)
     t0 = time.perf_counter()
@@ -73,6 +77,9 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
     if negatives is None:
         negatives = backgrounds is None or bool(set(backgrounds) & set(recorded.FAMILIES))
     n_hard = prof.train_negatives if negatives else 0
+    if recorded_bubbles is None:
+        recorded_bubbles = backgrounds is None
+    n_bubbles = prof.train_bubbles if recorded_bubbles else 0
     # the main training recordings get one augmented copy each; the extra ones are variety enough,
     # and the hard negatives (speech or music alone) are trained on as they are.
     # The recordings are read from disk one at a time as training makes its features (memory).
@@ -81,13 +88,15 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
                                   frontend=frontend, backgrounds=backgrounds,
                                   extra=itertools.chain(datasets.Recordings(extra) if n_extra else [],
                                                         recorded.negatives(n_hard, prof.train_negatives_duration_s,
-                                                                           seed=seed)),
+                                                                           seed=seed),
+                                                        bubbles.training_recordings(
+                                                            n_bubbles, prof.train_bubbles_duration_s, seed=seed)),
                                   tune=datasets.Recordings(tune) if tune is not None and len(tune) else None)
     train_seconds = time.perf_counter() - t0
     det.save(out)
     history.to_csv(out / "history.csv", index=False)
     report = {**det.config.report, "profile": prof.name, "train_recordings": len(train_m),
-              "train_negatives": n_hard,
+              "train_negatives": n_hard, "train_bubbles": n_bubbles,
               "train_minutes": round(float(train_m["duration_s"].sum()) / 60, 1),
               "train_seconds": round(train_seconds, 1), "postprocess": det.config.postprocess}
     test = main_set[main_set["split"] == "test"]
@@ -192,8 +201,12 @@ def report_table(report: dict) -> str:
 
 def format_report(report: dict) -> str:
     """A short human-readable summary of :func:`train_and_export`'s report."""
-    lines = [f"trained on {report['train_recordings']} recordings ({report['train_minutes']} min) "
-             f"in {report['train_seconds']:.0f} s; best epoch {report['best_epoch']} of "
+    alone = [f"{report[k]} {what}" for k, what in (("train_negatives", "of speech or music alone"),
+                                                   ("train_bubbles", "of recorded bubbles"))
+             if report.get(k)]
+    lines = [f"trained on {report['train_recordings']} recordings ({report['train_minutes']} min)"
+             + (f" and {' and '.join(alone)}" if alone else "")
+             + f" in {report['train_seconds']:.0f} s; best epoch {report['best_epoch']} of "
              f"{report['epochs_run']}; {report['params']} parameters, "
              f"{report['macs_per_second'] / 1e6:.1f} M multiply-adds per second of audio"]
     for backend, s in report.get("test", {}).items():

@@ -140,7 +140,8 @@ class _Stop(Exception):
 
 def test_only_the_shipped_recipe_trains_on_recorded_speech_and_music(monkeypatch, tmp_path):
     """The held-out estimate must never hear talking or music: its augmentation draws from the
-    seen procedural families only and it gets no hard negatives; the shipped recipe gets both."""
+    seen procedural families only and it gets no hard negatives, and no recorded bubbles (mixed
+    into every family); the shipped recipe gets all of them."""
     from helpers import datasets, training
     from helpers.config import profile
 
@@ -163,5 +164,7 @@ def test_only_the_shipped_recipe_trains_on_recorded_speech_and_music(monkeypatch
     shipped = calls.pop()
     assert shipped["backgrounds"] is None                                # every family, recorded ones too
     extra = list(shipped["extra"])                                      # read as training would
-    assert len(extra) == quick.train_negatives > 0
-    assert all(ev.empty for _, ev in extra)
+    assert quick.train_negatives > 0 and quick.train_bubbles > 0
+    assert len(extra) == quick.train_negatives + quick.train_bubbles   # talk and music, then bubbles
+    assert all(ev.empty for _, ev in extra[:quick.train_negatives])
+    assert all(len(ev) > 0 for _, ev in extra[quick.train_negatives:])

@@ -173,3 +173,31 @@ def test_a_sweep_also_scores_a_function_of_the_audio():
     table = bubbles.sweep({"silent": silent}, snrs_db=[10.0], families=["hum", "fan"], seeds=[0],
                           duration_s=10.0, rate_ppm=(60.0, 60.0))
     assert heard == [10 * SR, 10 * SR] and (table["tp"] == 0).all() and (table["fn"] == table["n_ref"]).all()
+
+
+def test_the_bubbles_split_by_recording_into_training_and_held_out():
+    train, held_out = bubbles.split_pool()
+    sources = [p.stem for p in bubbles.files()]
+    assert {b.source for b in train} == set(sources[0::2])
+    assert {b.source for b in held_out} == set(sources[1::2])
+    assert len(train) + len(held_out) == len(bubbles.single_bubbles())
+
+
+def test_training_recordings_are_real_bubbles_in_a_background_and_repeatable():
+    first = bubbles.training_recordings(2, 10.0)
+    again = bubbles.training_recordings(2, 10.0)
+    other = bubbles.training_recordings(2, 10.0, seed=1)
+    assert len(first) == 2
+    for (y, ev), (y2, ev2) in zip(first, again):
+        assert len(y) == 10 * SR and len(ev) > 0 and ev["start"].between(0, 10).all()
+        np.testing.assert_array_equal(y, y2)
+        assert ev.equals(ev2)
+    assert not np.array_equal(first[0][0], other[0][0])
+    assert bubbles.training_recordings(0) == []
+    with pytest.raises(ValueError, match="count"):
+        bubbles.training_recordings(-1)
+
+
+def test_a_sweep_draws_from_its_pool_only():
+    with pytest.raises(ValueError, match="no bubbles"):
+        bubbles.sweep({"none": lambda y: y[:0]}, pool=(), families=["hum"], seeds=[0], snrs_db=[10.0])
