@@ -1265,7 +1265,7 @@ def level_gate(peak_db: np.ndarray, confident: np.ndarray, *, max_drop_db: float
     How far below is chosen on two development sets, never on a test set. On the training and
     validation recordings of the synthetic set (108, main and extra) a tighter gate is better:
     event F1 at SNR >= 10 dB 0.920 without it, 0.924 at 30 dB, 0.926 at 25 dB, 0.934 at
-    20 dB. On the recorded bubbles of :mod:`helpers.bubbles`, whose loudness varies more than
+    20 dB. On the recorded bubbles of :mod:`helpers.bubbles` (all six recordings), whose loudness varies more than
     the generator's, 20 dB lost real bubbles (F1 at 0 / 10 / 20 dB SNR 0.737 / 0.898 / 0.914
     without the gate, 0.682 / 0.858 / 0.906 at 20 dB, 0.720 / 0.890 / 0.931 at 25 dB,
     0.736 / 0.901 / 0.928 at 30 dB). 30 dB is the tightest gate that cost neither set
