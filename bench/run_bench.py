@@ -255,7 +255,8 @@ def _keras(model: Path):
     return Detector.load(model, backend="keras")
 
 
-#: plops per recording: the bands of the BPM breakdown (a 60 s recording at 2–240 BPM)
+#: plops per recording: the bands of the BPM breakdown (a recording of the larger test set: 60 s in
+#: the full profile, at 2–240 BPM)
 PLOP_BANDS = (0, 10, 20, 40, float("inf"))
 
 
@@ -495,7 +496,7 @@ def fmt_table(results: dict) -> str:
                          f"{r['bpm_within_10pct_labels']:.0%} |")
         by = q.get("large_test_bpm_by_plops")
         if by:
-            lines += ["", "BPM within ±10 % of the CRNN int8 on the larger test set by plops per 60 s recording, "
+            lines += ["", "BPM within ±10 % of the CRNN int8 on the larger test set by plops per recording, "
                       "beside the same estimator on the labels: slow recordings hold few plops, where one "
                       "plop more or less is over 10 % and the median of a few intervals is noisy even on the "
                       "labels:", "",
@@ -534,8 +535,9 @@ def fmt_table(results: dict) -> str:
                 "(the shipped CRNN trains on those of the other three, `bubbles.split_pool`)"
                 if "bubbles_all" in rb else f"{rb['bubbles']} real bubbles cut from six recordings of a free game's "
                 "sound effects")
-        caveat = ("nothing trains on them, but the number of recorded-bubble recordings in training (40, "
-                  "against 20 and none) was chosen on them, so the CRNN's rows lean optimistic"
+        caveat = ("nothing trains on them, but the number of recorded-bubble recordings in the CRNN's training "
+                  "(40, against 20 and none) was chosen on them, and the labeler's level gate on the bubbles of all "
+                  "six, so both systems' rows lean optimistic"
                   if "bubbles_all" in rb else "nothing trains or tunes on them")
         lines += ["", f"**Recorded bubbles** (`helpers.bubbles`): {held}, spaced at an airlock's rates in "
                   f"{rb['tracks']} tracks of {rb['track_seconds']:.0f} s and mixed into each of the "

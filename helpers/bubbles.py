@@ -147,9 +147,9 @@ def single_bubbles(where: str | os.PathLike | None = None) -> tuple[Bubble, ...]
 
 def split_pool(where: str | os.PathLike | None = None) -> tuple[tuple[Bubble, ...], tuple[Bubble, ...]]:
     """The bubbles the shipped detector trains on and those it never heard, split by recording:
-    the 1st, 3rd and 5th recordings (sorted by name) train, the others are held out. Bubbles of
-    one recording sound alike (one bubbling, one microphone), so a fair test never shares a
-    recording with training.
+    the 1st, 3rd and 5th recordings (by name; one recording saved in two formats is one
+    recording) train, the others are held out. Bubbles of one recording sound alike (one
+    bubbling, one microphone), so a fair test never shares a recording with training.
 
     Examples
     --------
@@ -158,7 +158,7 @@ def split_pool(where: str | os.PathLike | None = None) -> tuple[tuple[Bubble, ..
     ['sp-bubles_01', 'sp-bubles_03', 'sp-bubles_05']
     """
     cut = single_bubbles(where)
-    sources = [p.stem for p in files(where)]
+    sources = sorted({p.stem for p in files(where)})
     return (tuple(b for b in cut if b.source in sources[0::2]),
             tuple(b for b in cut if b.source in sources[1::2]))
 
@@ -275,7 +275,7 @@ def _mixed_track(seed: int, duration_s: float, rate_ppm, pool, snr_db: tuple[flo
     return robustness.mix(y, ev, family=family, snr_db=snr, seed=seed)
 
 
-#: :func:`training_recordings`: the first seed of the tracks (seed ``s`` of training adds ``1000 s``)
+#: :func:`training_recordings`: the first seed of the tracks (seed ``s`` of training adds ``100000 s``)
 TRAINING_SEED = 5000
 
 
@@ -302,7 +302,8 @@ def training_recordings(count: int, seconds: float = 30.0, *, seed: int = 0,
     Real bubbles cost the generator's plops about 0.01 of F1 (precision 0.966 → 0.949) and
     taught the detector what the generator could not; the project is judged on recordings it
     has never heard, so they stay. (These runs read the bubble recordings from 16-bit WAV
-    files; the shipped model's own figures are in the README.)
+    files; the shipped model, trained on the recordings made here: 0.910 / 0.963 / 0.973,
+    0.939, 4.9 / 3.8.)
 
     Examples
     --------
@@ -314,12 +315,22 @@ def training_recordings(count: int, seconds: float = 30.0, *, seed: int = 0,
 
     if count < 0:
         raise ValueError(f"count must be 0 or more, not {count}")
+    lo, hi = (float(v) for v in snr_db)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(f"snr_db {snr_db} must be (low, high) in dB with low <= high")
     train, _ = split_pool()
     families = sorted(synth.BACKGROUNDS)
     out = []
+    s = TRAINING_SEED + 100_000 * int(seed)
     for i in range(int(count)):
-        m = _mixed_track(TRAINING_SEED + 1000 * int(seed) + i, float(seconds), (4.0, 150.0), train,
-                         snr_db, families[i % len(families)])
+        while True:  # a short track at a slow rate can hold no bubble: take the next seed
+            y, ev, _ = bubble_track(seed=s, duration_s=float(seconds), pool=train)
+            s += 1
+            if len(ev):
+                break
+        family = families[i % len(families)]
+        snr = float(np.random.default_rng([s - 1, 31]).uniform(lo, hi))
+        m = robustness.mix(y, ev, family=family, snr_db=snr, seed=s - 1)
         out.append((m["audio"], m["events"]))
     return out
 

@@ -53,15 +53,16 @@ def train_and_export(main_set: pd.DataFrame, extra: pd.DataFrame | None, *, out:
                      negatives: bool | None = None, recorded_bubbles: bool | None = None,
                      tune: pd.DataFrame | None = None) -> dict:
     """Train on ``main_set``'s train split plus ``extra`` (and, with ``negatives``, the
-    profile's recordings of speech and music alone: :func:`helpers.backgrounds.negatives`),
-    with ``recorded_bubbles``, the profile's recordings of real bubbles:
-    :func:`helpers.bubbles.training_recordings`), validate on its val split, tune the post-processing on that split plus ``tune`` (more
+    profile's recordings of speech and music alone: :func:`helpers.backgrounds.negatives`; with
+    ``recorded_bubbles``, its recordings of real bubbles: :func:`helpers.bubbles.training_recordings`),
+    validate on its val split, tune the post-processing on that split plus ``tune`` (more
     validation recordings: :func:`helpers.datasets.synthetic_validation_extra`), save to
     ``out``, export LiteRT, and score Keras / float / int8 on the test split.
-    ``backgrounds`` limits the families the augmentation mixes in (default all). ``negatives`` and
-    ``recorded_bubbles`` default to whether those include the recorded ones, so that limiting
-    the families keeps recorded speech and music out of training altogether (the recorded
-    bubbles are mixed into every family)."""
+    ``backgrounds`` limits the families the augmentation mixes in (default all). ``negatives``
+    defaults to whether those include the recorded ones, so that limiting the families keeps
+    recorded speech and music out of training altogether; ``recorded_bubbles`` defaults to
+    whether ``backgrounds`` is left at all families (the recorded bubbles are mixed into every
+    procedural family)."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     out = Path(out)
     t0 = time.perf_counter()

@@ -175,12 +175,53 @@ def test_a_sweep_also_scores_a_function_of_the_audio():
     assert heard == [10 * SR, 10 * SR] and (table["tp"] == 0).all() and (table["fn"] == table["n_ref"]).all()
 
 
-def test_the_bubbles_split_by_recording_into_training_and_held_out():
+def test_the_bubbles_split_by_recording_into_training_and_held_out(tmp_path):
     train, held_out = bubbles.split_pool()
-    sources = [p.stem for p in bubbles.files()]
-    assert {b.source for b in train} == set(sources[0::2])
-    assert {b.source for b in held_out} == set(sources[1::2])
+    assert {b.source for b in train} == {"sp-bubles_00", "sp-bubles_02", "sp-bubles_04"}
+    assert {b.source for b in held_out} == {"sp-bubles_01", "sp-bubles_03", "sp-bubles_05"}
     assert len(train) + len(held_out) == len(bubbles.single_bubbles())
+    # one recording saved twice (OGG and WAV) is one recording: it never lands on both sides
+    import shutil
+
+    import soundfile as sf
+
+    for path in bubbles.files()[:3]:
+        shutil.copy(path, tmp_path / path.name)
+    y = load_audio(bubbles.files()[0])
+    sf.write(tmp_path / "sp-bubles_00.wav", y, SR)
+    train, held_out = bubbles.split_pool(tmp_path)
+    assert {b.source for b in train} == {"sp-bubles_00", "sp-bubles_02"}
+    assert {b.source for b in held_out} == {"sp-bubles_01"}
+
+
+def test_training_recordings_draw_from_the_training_half_in_every_family_in_turn(monkeypatch):
+    """A spy on the real functions: every track draws from the training half only, and the
+    backgrounds rotate through the families; a seed whose short track holds no bubble is
+    passed over, not an error."""
+    from helpers import synth
+
+    pools, families, seeds = [], [], []
+    track, mix = bubbles.bubble_track, robustness.mix
+
+    def spy_track(**kw):
+        pools.append({b.source for b in kw["pool"]})
+        seeds.append(kw["seed"])
+        return track(**kw)
+
+    def spy_mix(*a, **kw):
+        families.append(kw["family"])
+        return mix(*a, **kw)
+
+    monkeypatch.setattr(bubbles, "bubble_track", spy_track)
+    monkeypatch.setattr(robustness, "mix", spy_mix)
+    out = bubbles.training_recordings(3, 2.0)       # 2 s: some tracks hold no bubble
+    assert len(out) == 3 and all(len(ev) for _, ev in out)
+    train, _ = bubbles.split_pool()
+    assert all(p == {b.source for b in train} for p in pools)
+    assert families == sorted(synth.BACKGROUNDS)[:3]
+    assert len(seeds) > 3 and seeds == list(range(seeds[0], seeds[0] + len(seeds)))   # empty ones passed over
+    with pytest.raises(ValueError, match="snr_db"):
+        bubbles.training_recordings(1, snr_db=(20.0, 0.0))
 
 
 def test_training_recordings_are_real_bubbles_in_a_background_and_repeatable():

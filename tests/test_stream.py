@@ -357,6 +357,9 @@ def test_ctrl_c_ends_the_session_cleanly(long_file, tmp_path, capsys):
 
     path, _ = long_file
     done = threading.Event()
+    # a shell's background job (``make test &``) starts with Ctrl-C ignored, and the listener
+    # leaves an ignored Ctrl-C alone (as under nohup): give the test a terminal's Ctrl-C
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def press_ctrl_c():   # once the listener has taken over Ctrl-C, and a second later
         while not done.is_set() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
@@ -367,13 +370,15 @@ def test_ctrl_c_ends_the_session_cleanly(long_file, tmp_path, capsys):
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     try:
         status = main(["listen", "--file", str(path), "--realtime", "--quiet", "--out", str(tmp_path)])
+        restored = signal.getsignal(signal.SIGINT)
     finally:
         done.set()
+        signal.signal(signal.SIGINT, inherited)
     err = capsys.readouterr().err
     assert status == 0, err
     assert "stopped: interrupted (Ctrl-C) after 0:00:0" in err and "plops:" in err
     assert (tmp_path / f"{path.stem}.txt").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    assert restored is signal.default_int_handler   # the listener gave Ctrl-C back
 
 
 def test_devices_are_found_by_index_or_name():
@@ -531,10 +536,16 @@ def test_brewfather_rate_limit_is_enforced(capsys, tmp_path):
 
 
 # ----------------------------------------------------------------------------- nothing lost
+#: ``python -m helpers`` with a terminal's Ctrl-C: a child inherits an ignored SIGINT from a
+#: shell's background job (``make test &``), and the listener leaves an ignored Ctrl-C alone
+_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "runpy.run_module('helpers', run_name='__main__', alter_sys=True)")
+
+
 def _listen_process(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     env = env or {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env = {**env, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", "helpers", "listen", *args], env=env, text=True,
+    return subprocess.Popen([sys.executable, "-c", _WITH_CTRL_C, "listen", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
