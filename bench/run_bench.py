@@ -268,7 +268,7 @@ def _bpm_by_plops(per) -> list[dict]:
 
     import pandas as pd
 
-    from helpers.evaluate import prf
+    from helpers.evaluate import summarize_scores
 
     bands = pd.cut(per["n_ref"], PLOP_BANDS, right=False)
     rows = []
@@ -279,10 +279,9 @@ def _bpm_by_plops(per) -> list[dict]:
             name = f"{int(band.left)} or more"
         else:
             name = f"{int(band.left)}–{int(band.right) - 1}"
-        rows.append({"plops": name,
-                     "recordings": int(len(d)), "bpm_within_10pct": round(float(d["within_10"].mean()), 3),
-                     "bpm_within_10pct_labels": round(float(d["labels_within_10"].mean()), 3),
-                     "f1": round(float(prf(*(int(d[k].sum()) for k in ("tp", "fp", "fn")))["f1"]), 3)})
+        s = summarize_scores(d)
+        rows.append({"plops": name, "recordings": s["recordings"],
+                     **{k: round(s[k], 3) for k in ("bpm_within_10pct", "bpm_within_10pct_labels", "f1")}})
     return rows
 
 

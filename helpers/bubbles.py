@@ -264,13 +264,21 @@ def sweep(detectors, *, snrs_db=(0.0, 10.0, 20.0), families=None, seeds=(0, 1, 2
                                                             pool=pool))
 
 
-def _mixed_track(seed: int, duration_s: float, rate_ppm, pool, snr_db: tuple[float, float], family: str) -> dict:
+def _snr_range(snr_db) -> tuple[float, float]:
+    """``(low, high)`` SNR range in dB, or a clear error."""
+    lo, hi = (float(v) for v in snr_db)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(f"snr_db {snr_db} must be (low, high) in dB with low <= high")
+    return lo, hi
+
+
+def _mixed_track(seed: int, duration_s: float, rate_ppm, pool, snr_db: tuple[float, float],
+                 family: str) -> dict | None:
     """One :func:`bubble_track` mixed into ``family`` at an SNR drawn from ``snr_db``
-    (:func:`helpers.robustness.mix`'s dict); a track without a bubble is an error."""
+    (:func:`helpers.robustness.mix`'s dict), or None when the track holds no bubble."""
     y, ev, _ = bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm, pool=pool)
     if ev.empty:
-        raise ValueError(f"seed {seed}: its track of {duration_s:g} s holds no bubble at {rate_ppm} per "
-                         "minute; use another seed, a longer duration_s or a faster rate_ppm")
+        return None
     snr = float(np.random.default_rng([seed, 31]).uniform(*snr_db))
     return robustness.mix(y, ev, family=family, snr_db=snr, seed=seed)
 
@@ -315,22 +323,16 @@ def training_recordings(count: int, seconds: float = 30.0, *, seed: int = 0,
 
     if count < 0:
         raise ValueError(f"count must be 0 or more, not {count}")
-    lo, hi = (float(v) for v in snr_db)
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
-        raise ValueError(f"snr_db {snr_db} must be (low, high) in dB with low <= high")
+    snr_db = _snr_range(snr_db)
     train, _ = split_pool()
     families = sorted(synth.BACKGROUNDS)
     out = []
     s = TRAINING_SEED + 100_000 * int(seed)
     for i in range(int(count)):
-        while True:  # a short track at a slow rate can hold no bubble: take the next seed
-            y, ev, _ = bubble_track(seed=s, duration_s=float(seconds), pool=train)
+        m = None
+        while m is None:  # a short track at a slow rate can hold no bubble: take the next seed
+            m = _mixed_track(s, float(seconds), (4.0, 150.0), train, snr_db, families[i % len(families)])
             s += 1
-            if len(ev):
-                break
-        family = families[i % len(families)]
-        snr = float(np.random.default_rng([s - 1, 31]).uniform(lo, hi))
-        m = robustness.mix(y, ev, family=family, snr_db=snr, seed=s - 1)
         out.append((m["audio"], m["events"]))
     return out
 
@@ -377,12 +379,15 @@ def write_recordings(folder: str | os.PathLike, *, seeds: Sequence[int], duratio
         raise ValueError(f"write_recordings needs seeds, background families from {sorted(synth.BACKGROUNDS)} "
                          f"and formats from {FORMATS}; got {len(seeds)} seeds, families {families}, "
                          f"formats {list(formats)}")
-    lo, hi = (float(v) for v in snr_db)
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
-        raise ValueError(f"snr_db {snr_db} must be (low, high) in dB with low <= high")
-    mixes = [(families[i % len(families)],
-              _mixed_track(seed, duration_s, rate_ppm, pool, (lo, hi), families[i % len(families)]))
-             for i, seed in enumerate(seeds)]
+    snr_db = _snr_range(snr_db)
+    mixes = []
+    for i, seed in enumerate(seeds):
+        family = families[i % len(families)]
+        m = _mixed_track(seed, duration_s, rate_ppm, pool, snr_db, family)
+        if m is None:
+            raise ValueError(f"seed {seed}: its track of {duration_s:g} s holds no bubble at {rate_ppm} per "
+                             "minute; use another seed, a longer duration_s or a faster rate_ppm")
+        mixes.append((family, m))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []

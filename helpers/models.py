@@ -731,8 +731,9 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     validation recordings (other excerpts of the same ten minutes of clips, not unheard talk),
     so that the epoch and the thresholds are chosen where false plops cost too. Without them a model fine-tuned on six minutes of one airlock forgot what the
     shipped one had learned of talking and music: on recordings of them alone it found 66 and
-    110 plops a minute (the shipped model 3 and 9); with the default 24, 8 and 6
-    (``bench/run_bench.py --only bubbles``). ``0`` trains on the folders alone, which is the
+    110 plops a minute (the shipped model of the time 3 and 9); with the default 24, 8 and 6
+    (the shipped model now 4 and 5, fine-tuned from it 6 and 4: ``bench/run_bench.py --only
+    bubbles``). ``0`` trains on the folders alone, which is the
     default from scratch (``init=None``): a new model must learn the plops first, and ten
     epochs on six minutes beside 24 negatives taught it none (validation F1 0).
     Returns a report of what was done.
