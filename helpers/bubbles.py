@@ -22,8 +22,10 @@ the number of recorded-bubble recordings in training, were chosen on figures on 
   :func:`helpers.robustness.summarize_sweep`).
 
 They differ from an airlock's plops: shorter (a median of about 80 ms), with no glug of water
-falling back and no cap knocking, and from one source. So the figures are an estimate for
-*real bubble sounds*, not for your airlock; label a few minutes of your own to know that.
+falling back and no cap knocking, and from one source. :func:`others_folder` holds sounds of
+nine other packages (bubble trains, drops, big low bubbles) that nothing trains or tunes on;
+:func:`by_package` scores each package alone. So the figures are an estimate for *real bubble
+sounds*, not for your airlock; label a few minutes of your own to know that.
 
 Examples
 --------
@@ -70,6 +72,25 @@ class Bubble(NamedTuple):
 def folder() -> Path:
     """Where the recordings are: ``$AED_BUBBLES_DIR`` or :data:`FOLDER`."""
     return Path(os.environ.get("AED_BUBBLES_DIR", FOLDER))
+
+
+def others_folder() -> Path:
+    """Where the bubbles and drops of *other* sources are: ``others/`` in :func:`folder` (eight
+    other games and a desktop's sound theme; ``data/bubbles/others/README.md``). Nothing trains
+    or tunes on them: they only measure how the detector hears sounds from elsewhere."""
+    return folder() / "others"
+
+
+def package(source: str) -> str:
+    """The package (game) a recording named ``<package>-<name>`` came from, as in
+    :func:`others_folder`: recordings of one package share a sound designer and a microphone.
+
+    Examples
+    --------
+    >>> package("widelands-winebubble_00")
+    'widelands'
+    """
+    return source.split("-", 1)[0]
 
 
 def files(where: str | os.PathLike | None = None) -> list[Path]:
@@ -262,6 +283,45 @@ def sweep(detectors, *, snrs_db=(0.0, 10.0, 20.0), families=None, seeds=(0, 1, 2
                             progress=progress,
                             track=lambda seed: bubble_track(seed=seed, duration_s=duration_s, rate_ppm=rate_ppm,
                                                             pool=pool))
+
+
+def peak_hz(bubble: Bubble) -> float:
+    """The strongest frequency (Hz, above 80 Hz) of one cut sound: a bubble's pitch, lower the
+    bigger the bubble (Minnaert: about 3.26 m·Hz / radius, so 650 Hz at 5 mm, 160 Hz at 2 cm).
+
+    Examples
+    --------
+    >>> t = np.arange(1600) / SR
+    >>> ring = np.sin(2 * np.pi * 300 * t) * np.exp(-30 * t)       # a 300 Hz ring-down
+    >>> round(peak_hz(Bubble(ring.astype(np.float32), "x")), -1)
+    300.0
+    """
+    n = 8192
+    spec = np.abs(np.fft.rfft(np.asarray(bubble.audio, dtype=np.float64) * np.hanning(len(bubble.audio)), n))
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    above = freqs > 80.0
+    return float(freqs[above][np.argmax(spec[above])])
+
+
+def by_package(detector, pool: Sequence[Bubble], *, snr_db: float = 10.0, families=None,
+               seeds=(0, 1, 2, 3), duration_s: float = 60.0) -> pd.DataFrame:
+    """Each package's sounds alone (:func:`package`), in tracks mixed into the background
+    families at ``snr_db`` as :func:`sweep` does, scored: one row per package with ``sounds``,
+    ``pitch_hz`` (the median :func:`peak_hz` of its sounds) and the pooled scores of
+    :func:`helpers.evaluate.summarize_scores` (``f1``, ``precision``, ``recall``,
+    ``bpm_within_10pct``, …). Pooling all packages together would let the one with the most
+    sounds speak for the others; this shows each."""
+    from helpers.evaluate import summarize_scores
+
+    rows = []
+    for name in sorted({package(b.source) for b in pool}):
+        mine = [b for b in pool if package(b.source) == name]
+        table = sweep(detector, pool=mine, snrs_db=[float(snr_db)], families=families, seeds=seeds,
+                      duration_s=duration_s)
+        rows.append({"package": name, "sounds": len(mine),
+                     "pitch_hz": round(float(np.median([peak_hz(b) for b in mine]))),
+                     **summarize_scores(table)})
+    return pd.DataFrame(rows)
 
 
 def _snr_range(snr_db) -> tuple[float, float]:

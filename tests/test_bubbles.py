@@ -22,6 +22,34 @@ def test_the_six_recordings_are_committed():
     assert (bubbles.FOLDER / "README.md").read_text().count("GPL") >= 1
 
 
+def test_the_other_sources_are_committed_and_credited():
+    """Twelve recordings of nine packages, each named <package>-<name> and credited with its
+    license in the README; the default folder's files do not include them."""
+    found = bubbles.files(bubbles.others_folder())
+    assert len(found) == 12
+    readme = (bubbles.others_folder() / "README.md").read_text()
+    for p in found:
+        assert f"`{p.name}`" in readme or f"`{p.stem[:-3]}" in readme    # (the _00/_01 pairs share a row)
+    packages = {bubbles.package(p.stem) for p in found}
+    assert packages == {"blockout2", "funnyboat", "gamine", "hannah", "mate", "rockdodger", "tuxpaint",
+                        "vodovod", "widelands"}
+    assert not set(found) & set(bubbles.files())
+
+
+def test_the_other_sources_cut_into_single_sounds():
+    cut = bubbles.single_bubbles(bubbles.others_folder())
+    assert 70 <= len(cut) <= 110
+    assert {bubbles.package(b.source) for b in cut} == {bubbles.package(p.stem)
+                                                       for p in bubbles.files(bubbles.others_folder())}
+    assert not {b.source for b in cut} & {b.source for b in bubbles.single_bubbles()}
+
+
+def test_others_folder_follows_the_bubbles_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("AED_BUBBLES_DIR", str(tmp_path))
+    assert bubbles.others_folder() == tmp_path / "others"
+    assert bubbles.package("no_dash") == "no_dash"
+
+
 def test_single_bubbles_are_cut_at_their_onsets():
     cut = bubbles.single_bubbles()
     assert 70 <= len(cut) <= 110
@@ -242,3 +270,20 @@ def test_training_recordings_are_real_bubbles_in_a_background_and_repeatable():
 def test_a_sweep_draws_from_its_pool_only():
     with pytest.raises(ValueError, match="no bubbles"):
         bubbles.sweep({"none": lambda y: y[:0]}, pool=(), families=["hum"], seeds=[0], snrs_db=[10.0])
+
+
+def test_by_package_scores_each_package_alone():
+    """Two packages of the other sources, each in its own tracks: one row each, with the pitch
+    that tells a big, low bubble (funnyboat) from a drop (mate) and the pooled scores."""
+    from helpers.models import Detector
+
+    pool = [b for b in bubbles.single_bubbles(bubbles.others_folder())
+            if bubbles.package(b.source) in ("funnyboat", "mate")]
+    table = bubbles.by_package(Detector.load(backend="int8"), pool, families=["hum"], seeds=[0],
+                               duration_s=20.0)
+    assert table["package"].tolist() == ["funnyboat", "mate"]
+    assert table["sounds"].tolist() == [sum(bubbles.package(b.source) == p for b in pool)
+                                        for p in ("funnyboat", "mate")]
+    pitch = table.set_index("package")["pitch_hz"]
+    assert pitch["funnyboat"] < 200 < 800 < pitch["mate"]
+    assert ((table["tp"] + table["fn"]) > 0).all() and table["f1"].between(0, 1).all()
