@@ -212,10 +212,32 @@ def part_bubbles(work: Path) -> dict:
     out = {"bubbles": len(held_out), "bubbles_all": len(bubbles.single_bubbles()), "tracks": int(table["seed"].nunique()),
            "track_seconds": float(table["duration_s"].iloc[0]), "by_snr": records(by_snr),
            "by_family": records(by_family), "labeler_by_snr": records(hmm_by_snr)}
+    out["others"] = _bubbles_other_sources(bubbles, robustness, records)
     out["own"] = _bubbles_fine_tuned(work, bubbles)
     for name, key in (("int8", "by_snr"), ("GMM-HMM", "labeler_by_snr")):
         log(f"recorded bubbles, {name}: " + ", ".join(f"{r['snr_db']:g} dB F1 {r['f1']:.3f} (P {r['precision']:.3f}, "
                                                       f"R {r['recall']:.3f})" for r in out[key]))
+    return out
+
+
+def _bubbles_other_sources(bubbles, robustness, records) -> dict:
+    """The shipped model (int8) on the bubbles and drops of eight other games and a desktop
+    (``data/bubbles/others``, which nothing trains or tunes on): pooled by SNR, and by package
+    at 10 dB (:func:`helpers.bubbles.by_package`)."""
+    import pandas as pd
+
+    from helpers.evaluate import summarize_scores
+    from helpers.models import Detector
+
+    det = Detector.load(ROOT / "models" / "crnn", backend="int8")
+    pool = bubbles.single_bubbles(bubbles.others_folder())
+    table = bubbles.sweep(det, pool=pool)
+    by_snr = [{"snr_db": float(snr), **summarize_scores(g)} for snr, g in table.groupby("snr_db")]
+    per = bubbles.by_package(det, pool, snr_db=10.0)
+    out = {"sounds": len(pool), "packages": len(per), "by_snr": records(pd.DataFrame(by_snr)),
+           "by_package": records(per), "package_mean_f1": round(float(per["f1"].mean()), 3)}
+    log("other sources, int8: " + ", ".join(f"{r['snr_db']:g} dB F1 {r['f1']:.3f}" for r in out["by_snr"])
+        + f"; mean over packages at 10 dB {out['package_mean_f1']:.3f}")
     return out
 
 
@@ -551,6 +573,24 @@ def fmt_table(results: dict) -> str:
                              f"{r['recall']:.3f} | {r['bpm_within_10pct']:.0%} |")
         lines += ["", "Hardest backgrounds for the CRNN: " + ", ".join(f"{r['family']} (F1 {r['f1']:.3f})" for r in worst)
                   + "."]
+        ot = rb.get("others")
+        if ot:
+            lines += ["", f"**Bubbles and drops from other sources** (`data/bubbles/others`): {ot['sounds']} sounds "
+                      f"cut from the sound effects of {ot['packages']} other packages (eight games and a desktop's "
+                      "sound theme; nothing trains or tunes on them), mixed like the bubbles above. The CRNN int8 "
+                      "(shipped), pooled over all sounds:", "",
+                      "| SNR | plops | event F1 | precision | recall | BPM ±10 % |",
+                      "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for r in ot["by_snr"]:
+                lines.append(f"| {r['snr_db']:g} dB | {r['tp'] + r['fn']} | {r['f1']:.3f} | {r['precision']:.3f} | "
+                             f"{r['recall']:.3f} | {r['bpm_within_10pct']:.0%} |")
+            lines += ["", "Each package's sounds alone at 10 dB (mean event F1 over packages "
+                      f"{ot['package_mean_f1']:.3f}):", "",
+                      "| package | sounds | pitch | event F1 | precision | recall | BPM ±10 % |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for r in ot["by_package"]:
+                lines.append(f"| {r['package']} | {r['sounds']} | {r['pitch_hz']} Hz | {r['f1']:.3f} | {r['precision']:.3f} | "
+                             f"{r['recall']:.3f} | {r['bpm_within_10pct']:.0%} |")
         own = rb.get("own")
         if own:
             lines += ["", f"**Fine-tuned on recorded bubbles**: `train` on {own['train_minutes']:.0f} minutes of labeled "
