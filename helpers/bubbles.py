@@ -23,7 +23,8 @@ the number of recorded-bubble recordings in training, were chosen on figures on 
 
 They differ from an airlock's plops: shorter (a median of about 80 ms), with no glug of water
 falling back and no cap knocking, and from one source. :func:`others_folder` holds sounds of
-nine other packages (bubble trains, drops, big low bubbles) that nothing trains or tunes on;
+nine other packages (bubble trains, drops, big low bubbles) that the shipped model never trains
+or tunes on;
 :func:`by_package` scores each package alone. So the figures are an estimate for *real bubble
 sounds*, not for your airlock; label a few minutes of your own to know that.
 
@@ -76,8 +77,8 @@ def folder() -> Path:
 
 def others_folder() -> Path:
     """Where the bubbles and drops of *other* sources are: ``others/`` in :func:`folder` (eight
-    other games and a desktop's sound theme; ``data/bubbles/others/README.md``). Nothing trains
-    or tunes on them: they only measure how the detector hears sounds from elsewhere."""
+    other games and a desktop's sound theme; ``data/bubbles/others/README.md``). The shipped
+    model never trains or tunes on them: they measure how it hears sounds from elsewhere."""
     return folder() / "others"
 
 
@@ -296,7 +297,7 @@ def peak_hz(bubble: Bubble) -> float:
     >>> round(peak_hz(Bubble(ring.astype(np.float32), "x")), -1)
     300.0
     """
-    n = 8192
+    n = max(8192, len(bubble.audio))
     spec = np.abs(np.fft.rfft(np.asarray(bubble.audio, dtype=np.float64) * np.hanning(len(bubble.audio)), n))
     freqs = np.fft.rfftfreq(n, 1 / SR)
     above = freqs > 80.0

@@ -55,6 +55,9 @@ from helpers.config import PLOP_LABEL
 
 #: Minnaert's constant for air bubbles in water: f0 · radius ≈ 3.26 m·Hz.
 MINNAERT_HZ_M = 3.26
+#: The largest bubble radius the generator draws (mm; blow-off tubes): its bubbles ring from
+#: MINNAERT_HZ_M / 8 mm ≈ 410 Hz up, while a real airlock's big bubbles can ring lower.
+LARGEST_RADIUS_MM = 8.0
 #: Every plop is at least this many dB above the background in its best band.
 AUDIBLE_DB = 6.0
 #: Output sample rates (Hz); users' recordings come at all of these.
@@ -166,7 +169,7 @@ class Character:
         weights = np.array([AIRLOCK_WEIGHTS[a] for a in airlocks])
         airlock = str(rng.choice(list(airlocks), p=weights / weights.sum()))
         if airlock == "blowoff":
-            r_lo, r_hi = rng.uniform(2.5, 4.5), rng.uniform(4.5, 8.0)
+            r_lo, r_hi = rng.uniform(2.5, 4.5), rng.uniform(4.5, LARGEST_RADIUS_MM)
             nb = (2, 4)
         elif airlock == "drip":
             r_lo, r_hi = rng.uniform(0.6, 1.5), rng.uniform(1.5, 3.5)

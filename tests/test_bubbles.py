@@ -23,21 +23,28 @@ def test_the_six_recordings_are_committed():
 
 
 def test_the_other_sources_are_committed_and_credited():
-    """Twelve recordings of nine packages, each named <package>-<name> and credited with its
-    license in the README; the default folder's files do not include them."""
-    found = bubbles.files(bubbles.others_folder())
+    """Twelve recordings of nine packages, each named <package>-<name>, each with a row of the
+    README that gives its package, version, original path, copyright holder and a license the
+    project can ship data under; none of them is among the default folder's recordings."""
+    others = bubbles.FOLDER / "others"
+    found = bubbles.files(others)
     assert len(found) == 12
-    readme = (bubbles.others_folder() / "README.md").read_text()
+    rows = [line.split(" | ") for line in (others / "README.md").read_text().splitlines()
+            if line.startswith("| `")]
     for p in found:
-        assert f"`{p.name}`" in readme or f"`{p.stem[:-3]}" in readme    # (the _00/_01 pairs share a row)
-    packages = {bubbles.package(p.stem) for p in found}
-    assert packages == {"blockout2", "funnyboat", "gamine", "hannah", "mate", "rockdodger", "tuxpaint",
-                        "vodovod", "widelands"}
-    assert not set(found) & set(bubbles.files())
+        row = next(r for r in rows if f"`{p.name}`" in r[0] or f"`{p.stem[:-3]}_00{p.suffix}`" in r[0])
+        package, path, holder, license_ = row[1], row[2], row[3], row[4]
+        assert package.startswith(bubbles.package(p.stem)) and any(ch.isdigit() for ch in package)
+        assert path.startswith("`") and path.rstrip("`").endswith(p.suffix)
+        assert holder.strip()
+        assert license_.split()[0] in {"GPL-2", "GPL-2+", "Expat"}
+    assert {bubbles.package(p.stem) for p in found} == {
+        "blockout2", "funnyboat", "gamine", "hannah", "mate", "rockdodger", "tuxpaint", "vodovod", "widelands"}
+    assert not {p.name for p in found} & {p.name for p in bubbles.files(bubbles.FOLDER)}
 
 
 def test_the_other_sources_cut_into_single_sounds():
-    cut = bubbles.single_bubbles(bubbles.others_folder())
+    cut = bubbles.single_bubbles(bubbles.FOLDER / "others")
     assert 70 <= len(cut) <= 110
     assert {bubbles.package(b.source) for b in cut} == {bubbles.package(p.stem)
                                                        for p in bubbles.files(bubbles.others_folder())}
@@ -272,18 +279,28 @@ def test_a_sweep_draws_from_its_pool_only():
         bubbles.sweep({"none": lambda y: y[:0]}, pool=(), families=["hum"], seeds=[0], snrs_db=[10.0])
 
 
-def test_by_package_scores_each_package_alone():
-    """Two packages of the other sources, each in its own tracks: one row each, with the pitch
-    that tells a big, low bubble (funnyboat) from a drop (mate) and the pooled scores."""
+def test_by_package_scores_each_package_alone(monkeypatch):
+    """Two packages of the other sources, each in its own tracks (a spy on the real sweep sees
+    one package per pool): one row each, with the pitch that tells a big, low bubble
+    (funnyboat) from a drop (mate), and scores pooled over that package's tracks only."""
     from helpers.models import Detector
 
-    pool = [b for b in bubbles.single_bubbles(bubbles.others_folder())
+    pool = [b for b in bubbles.single_bubbles(bubbles.FOLDER / "others")
             if bubbles.package(b.source) in ("funnyboat", "mate")]
-    table = bubbles.by_package(Detector.load(backend="int8"), pool, families=["hum"], seeds=[0],
-                               duration_s=20.0)
+    pools, real_sweep = [], bubbles.sweep
+
+    def spy(detector, **kwargs):
+        pools.append({bubbles.package(b.source) for b in kwargs["pool"]})
+        return real_sweep(detector, **kwargs)
+
+    monkeypatch.setattr(bubbles, "sweep", spy)
+    det = Detector.load(backend="int8")
+    table = bubbles.by_package(det, pool, families=["hum"], seeds=[0], duration_s=20.0)
+    assert pools == [{"funnyboat"}, {"mate"}]
     assert table["package"].tolist() == ["funnyboat", "mate"]
-    assert table["sounds"].tolist() == [sum(bubbles.package(b.source) == p for b in pool)
-                                        for p in ("funnyboat", "mate")]
+    assert table["sounds"].tolist() == [3, 1]
     pitch = table.set_index("package")["pitch_hz"]
     assert pitch["funnyboat"] < 200 < 800 < pitch["mate"]
-    assert ((table["tp"] + table["fn"]) > 0).all() and table["f1"].between(0, 1).all()
+    alone = real_sweep(det, pool=[b for b in pool if bubbles.package(b.source) == "mate"], snrs_db=[10.0],
+                       families=["hum"], seeds=[0], duration_s=20.0)
+    assert table.set_index("package").loc["mate", "tp"] == alone["tp"].sum()
