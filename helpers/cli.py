@@ -163,6 +163,18 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _fires_more(new: dict, start: dict) -> bool:
+    """Whether a trained model's false plops a minute (per family of recorded sound) are more than
+    twice, and more than three above, those of the model it started from in some family.
+
+    >>> _fires_more({"speech": 27.3, "instruments": 9.0}, {"speech": 3.8, "instruments": 4.9})
+    True
+    >>> _fires_more({"speech": 5.5, "instruments": 4.1}, {"speech": 3.8, "instruments": 4.9})
+    False
+    """
+    return any(new[f] > max(2 * start[f], start[f] + 3) for f in new if f in start)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
     import os
@@ -180,6 +192,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"{report['negatives_train']} and {report['negatives_val']} half-minutes of talk and music alone) in "
           f"{report['seconds']:.0f} s: best epoch {report['best_epoch']} of {report['epochs_run']}, "
           f"validation event F1 {report['val_event_f1']:.3f}")
+    fp = report["false_plops_per_minute"]
+    new, start = fp["model"], fp.get("start")
+    print(f"false plops a minute in recorded talk and music it never heard: {new['speech']:.1f} and "
+          f"{new['instruments']:.1f}" + (f" (the model it started from: {start['speech']:.1f} and "
+                                         f"{start['instruments']:.1f})" if start else ""))
+    if start and _fires_more(new, start):
+        print("warning: the new model fires more often on talk or music than the one it started from; "
+              "record a few minutes of your room's own talk and music without the airlock, give them "
+              "empty label files and add that folder to --data, or raise --negatives (it may then learn "
+              "less of your plops: check both with `evaluate` and `detect`)", file=sys.stderr)
     print(f"saved to {report['out']} (use it with: python -m helpers detect PATH --model {report['out']} --out DIR)")
     print(json.dumps(report))
     return 0

@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from helpers import synth  # noqa: E402
+from helpers import backgrounds, cli, synth  # noqa: E402
 from helpers.audio import save_audio  # noqa: E402
 from helpers.evaluate import pooled_onset_scores  # noqa: E402
 from helpers.labels import read_labels, write_labels  # noqa: E402
@@ -267,6 +267,16 @@ def test_cli_train_on_own_recordings(trained, tmp_path):
     assert report["recordings_train"] + report["recordings_val"] == 5
     assert (report["negatives_train"], report["negatives_val"]) == (2, 1)
     assert (out / "model.keras").exists() and (out / "config.json").exists()
+    # what it costs: false plops a minute in recorded talk and music, the new model's and the start
+    # model's, counted on the real clips (the same as helpers.backgrounds.false_plops finds)
+    fp = report["false_plops_per_minute"]
+    assert set(fp) == {"model", "start"} and all(set(v) == {"speech", "instruments"} for v in fp.values())
+    start = backgrounds.false_plops(Detector.load(folder, backend="keras"), per_family=True)["per_minute"]
+    assert fp["start"] == {f: round(float(v), 1) for f, v in start.items()}
+    assert json.loads((out / "config.json").read_text())["report"]["false_plops_per_minute"] == fp
+    assert (f"false plops a minute in recorded talk and music it never heard: {fp['model']['speech']:.1f} and "
+            f"{fp['model']['instruments']:.1f} (the model it started from: {fp['start']['speech']:.1f}") in r.stdout
+    assert ("fires more often" in r.stderr) == cli._fires_more(fp["model"], fp["start"])
     r = _run("detect", own / "brew0.wav", "--model", out, "--out", tmp_path / "l", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
 
