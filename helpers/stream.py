@@ -1575,8 +1575,8 @@ class _Poster:
         """Wait for the posts under way (saying so); a second Ctrl-C gives them up."""
         if self.idle:
             return
-        say("waiting for the Brewfather post under way (Ctrl-C again to give it up)…", err=stderr)
-        try:
+        try:   # the message inside: a Ctrl-C right after it is printed is already a "give up"
+            say("waiting for the Brewfather post under way (Ctrl-C again to give it up)…", err=stderr)
             while not self._idle.wait(0.2):
                 pass
         except KeyboardInterrupt:
