@@ -172,9 +172,8 @@ def part_backgrounds(work: Path) -> dict:
     test = main[main["split"] == "test"]
     out = {}
     for name, d in (("int8", det), ("int8 --strict", strict)):
-        fp = backgrounds.false_plops(d, per_family=True)["per_minute"]
         mixed = backgrounds.scores_in(d, test)
-        out[name] = {"false_plops_per_minute": {f: round(float(v), 1) for f, v in fp.items()},
+        out[name] = {"false_plops_per_minute": backgrounds.false_plops_per_minute(d),
                      "mixed": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
                                for r in mixed.to_dict("records")]}
         log(f"recorded backgrounds ({name}): false plops per minute {out[name]['false_plops_per_minute']}; "
@@ -247,9 +246,6 @@ def _bubbles_fine_tuned(work: Path, bubbles, pools=None, name: str = "bubbles") 
     ``evaluate`` the shipped and the fine-tuned model on 6 other minutes made of ``pools[1]``:
     44.1 kHz stereo FLAC, WAV and Ogg files with their labels, through the command line.
     Default: the bubbles of three of the game's six recordings, then of the other three."""
-    from helpers import backgrounds
-    from helpers.models import Detector
-
     folders = {"train": work / f"{name}-train", "test": work / f"{name}-test"}
     train_pool, test_pool = pools if pools is not None else bubbles.split_pool()
     for role, seeds, pool in (("train", range(100, 112), train_pool), ("test", range(200, 212), test_pool)):
@@ -267,10 +263,19 @@ def _bubbles_fine_tuned(work: Path, bubbles, pools=None, name: str = "bubbles") 
         s = json.loads(r["stdout"].strip().splitlines()[-1])
         out[label] = {k: round(s[k], 3) for k in ("f1", "precision", "recall", "bpm_within_10pct")}
         out[label]["plops"] = s["plops"]
-        fp = backgrounds.false_plops(Detector.load(model, backend="int8"), per_family=True)["per_minute"]
-        out[label]["false_plops_per_minute"] = {f: round(float(v), 1) for f, v in fp.items()}
+        out[label]["false_plops_per_minute"] = _false_plops_int8(str(model))
         log(f"{name}, own recordings: {label} F1 {s['f1']:.3f} (P {s['precision']:.3f}, R {s['recall']:.3f})")
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _false_plops_int8(model: str) -> dict:
+    """:func:`helpers.backgrounds.false_plops_per_minute` of the int8 model in ``model``, once per
+    model (both fine-tuning cases compare with the shipped one)."""
+    from helpers import backgrounds
+    from helpers.models import Detector
+
+    return backgrounds.false_plops_per_minute(Detector.load(model, backend="int8"))
 
 
 def _widelands_pools(bubbles):

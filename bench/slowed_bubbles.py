@@ -59,8 +59,9 @@ def slowed(pool, factors):
 
 def score(model: Path) -> dict:
     from helpers import backgrounds, bubbles, datasets
-    from helpers.evaluate import score_detections, summarize_scores
+    from helpers.evaluate import summarize_scores
     from helpers.models import Detector
+    from helpers.training import evaluate_detector
 
     det = Detector.load(model, backend="keras")
     others = bubbles.single_bubbles(bubbles.others_folder())
@@ -72,12 +73,9 @@ def score(model: Path) -> dict:
     per = bubbles.by_package(det, others, snr_db=10.0, families=FAMILIES_PER_PACKAGE, seeds=(0, 1))
     out["mean over packages, 10 dB"] = round(float(per["f1"].mean()), 3)
     out["per package, 10 dB"] = dict(zip(per["package"], per["f1"].round(3)))
-    test = datasets.synthetic_test_extra(progress=False)
-    items = [datasets.load_recording(row) for _, row in test.iterrows()]
-    table = score_detections([ev for _, ev in items], [det.detect(y) for y, _ in items], test["duration_s"].tolist())
-    out["larger test set F1"] = round(summarize_scores(table)["f1"], 3)
-    fp = backgrounds.false_plops(det, per_family=True)["per_minute"]
-    out["false plops a minute"] = {f: round(float(v), 1) for f, v in fp.items()}
+    _, summary = evaluate_detector(det, datasets.synthetic_test_extra(progress=False))
+    out["larger test set F1"] = round(summary["f1"], 3)
+    out["false plops a minute"] = backgrounds.false_plops_per_minute(det)
     return out
 
 

@@ -738,7 +738,7 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     epochs on six minutes beside 24 negatives taught it none (validation F1 0).
     Returns a report of what was done, with ``false_plops_per_minute``: what the new model
     (``model``) and the one it started from (``start``) find a minute in recorded talk and
-    music that nothing trains on (:func:`helpers.backgrounds.false_plops`). Fine-tuning on low
+    music that nothing trains on (:func:`helpers.backgrounds.false_plops_per_minute`). Fine-tuning on low
     plops can teach a model to fire on voices (on widelands' brewery bubbles near 290 Hz: 27 a
     minute in talk, against 4 before), so ``train`` says so.
     """
@@ -778,9 +778,9 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
     # what it costs: false plops a minute in recorded talk and music that nothing trains on (the
     # eval clips of helpers.backgrounds), beside those of the model it started from. Teaching a
     # model low plops taught it to fire on voices (README, "Bubbles and drops from other sources")
-    false_plops = {"model": _false_plops_per_minute(det)}
+    false_plops = {"model": backgrounds.false_plops_per_minute(det)}
     if start is not None:
-        false_plops["start"] = _false_plops_per_minute(start)
+        false_plops["start"] = backgrounds.false_plops_per_minute(start)
     det.config.report.update({"data": [str(f) for f in folders],
                               "started_from": "scratch" if init is None else str(init),
                               "false_plops_per_minute": false_plops})
@@ -797,12 +797,3 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
             "false_plops_per_minute": false_plops,
             "seconds": round(time.perf_counter() - t0, 1)}
 
-
-def _false_plops_per_minute(detector: "Detector") -> dict:
-    """Plops ``detector`` finds a minute in the recorded speech and music that nothing trains on
-    (:func:`helpers.backgrounds.false_plops`, split ``eval``), rounded: ``{"speech": …,
-    "instruments": …}``."""
-    from helpers import backgrounds
-
-    table = backgrounds.false_plops(detector, per_family=True)
-    return {family: round(float(v), 1) for family, v in table["per_minute"].items()}

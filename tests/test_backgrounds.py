@@ -112,6 +112,9 @@ def test_false_plops_counts_every_evaluation_clip():
     assert list(fam.index) == sorted(backgrounds.FAMILIES)
     assert fam["detections"].sum() == table["detections"].sum()
     np.testing.assert_allclose(fam["per_minute"], fam["detections"] / fam["minutes"])
+    # the figure train and the bench report: per family over all its clips, to a tenth
+    assert backgrounds.false_plops_per_minute(_Energy()) == {f: round(float(v), 1)
+                                                            for f, v in fam["per_minute"].items()}
 
 
 def test_scores_in_speech_and_music_mixes_plops_with_the_evaluation_clips(tmp_path):
