@@ -53,6 +53,9 @@ class Profile:
     train_extra_recordings: int = 0
     train_extra_duration_s: float = 30.0
     train_extra_seed: int = 7
+    #: the airlock types the extra training set draws (:data:`helpers.synth.AIRLOCKS` and,
+    #: in the full profile, the :data:`helpers.synth.BUBBLER`'s big, low bubbles)
+    train_extra_airlocks: tuple[str, ...] = ("s_type", "three_piece", "blowoff", "drip")
     #: recordings of speech or music alone (:func:`helpers.backgrounds.negatives`, each
     #: ``train_negatives_duration_s`` long) that the detector trains on as hard negatives
     train_negatives: int = 0
@@ -93,6 +96,7 @@ class Profile:
 PROFILES = {
     "full": Profile("full", synth_recordings=60, synth_duration_s=60.0,
                     train_extra_recordings=120, train_extra_duration_s=30.0, train_negatives=72,
+                    train_extra_airlocks=("s_type", "three_piece", "blowoff", "drip", "bubbler"),
                     train_bubbles=40,
                     val_extra_recordings=60, test_extra_recordings=120,
                     train_epochs=12, train_budget_s=None),

@@ -179,7 +179,8 @@ def synthetic_training_extra(*, profile: str | Profile | None = None, progress: 
     airlocks, rooms and backgrounds than the 36 training recordings of the main set. Cached
     in ``data/synthetic-train`` and regenerated like :func:`synthetic`."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    return synthetic_extra(prof, "train", progress=progress, workers=workers)
+    return synthetic_extra(prof, "train", progress=progress, workers=workers,
+                           airlocks=tuple(prof.train_extra_airlocks))
 
 
 def synthetic_validation_extra(*, profile: str | Profile | None = None, progress: bool = True,

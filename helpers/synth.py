@@ -8,7 +8,9 @@ Each recording is built the way a real one comes about:
    ``f(t) = f0 (1 + ξ d t)`` with decay ``d = 0.043 f0 + 0.0014 f0^1.5`` per second), the water
    sloshing back (a low "glug"), and, in three-piece airlocks, the cap knocking. Every
    recording has its own *character* (airlock type, bubble radius range, fill level, distance,
-   damping of the tube) and every plop varies around it.
+   damping of the tube) and every plop varies around it. The four types of :data:`AIRLOCKS`
+   make every catalogued set; a fifth, the :data:`BUBBLER` (big bubbles down to 160 Hz), is
+   drawn only when asked for: the detector's extra training set does.
 2. **Timing** (:func:`plop_times`). A rate between 2 and 240 plops per minute that drifts as
    fermentation does, with gamma-distributed jitter and occasional burps (several plops in
    quick succession).
@@ -55,16 +57,28 @@ from helpers.config import PLOP_LABEL
 
 #: Minnaert's constant for air bubbles in water: f0 · radius ≈ 3.26 m·Hz.
 MINNAERT_HZ_M = 3.26
-#: The largest bubble radius the generator draws (mm; blow-off tubes): its bubbles ring from
-#: MINNAERT_HZ_M / 8 mm ≈ 410 Hz up, while a real airlock's big bubbles can ring lower.
+#: The largest bubble radius of the four airlock types of :data:`AIRLOCKS` (mm; blow-off
+#: tubes): their bubbles ring from MINNAERT_HZ_M / 8 mm ≈ 410 Hz up, while a real airlock's
+#: big bubbles can ring lower. Only the :data:`BUBBLER` draws bigger ones.
 LARGEST_RADIUS_MM = 8.0
+#: The largest bubble radius of the :data:`BUBBLER` (mm): down to MINNAERT_HZ_M / 20 mm ≈ 160 Hz.
+BUBBLER_RADIUS_MM = 20.0
 #: Every plop is at least this many dB above the background in its best band.
 AUDIBLE_DB = 6.0
 #: Output sample rates (Hz); users' recordings come at all of these.
 SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 SAMPLE_RATE_WEIGHTS = (0.06, 0.04, 0.16, 0.10, 0.04, 0.10, 0.30, 0.20)
+#: The airlock types of the catalogued data sets (the main set, the validation and test sets)
+#: and the default of every draw.
 AIRLOCKS = ("s_type", "three_piece", "blowoff", "drip")
-AIRLOCK_WEIGHTS = {"s_type": 0.35, "three_piece": 0.3, "blowoff": 0.2, "drip": 0.15}
+#: A fifth type, only drawn when asked for: a blow-off tube into a bucket, or a bubbler in a
+#: carboy, whose big bubbles (radius 6–20 mm) ring at 160–540 Hz, as low as real big bubbles
+#: do and lower than the other four. The detector's extra training set draws it
+#: (:attr:`helpers.config.Profile.train_extra_airlocks`); the catalogued sets keep the four
+#: types their figures were measured on.
+BUBBLER = "bubbler"
+AIRLOCK_TYPES = AIRLOCKS + (BUBBLER,)
+AIRLOCK_WEIGHTS = {"s_type": 0.35, "three_piece": 0.3, "blowoff": 0.2, "drip": 0.15, BUBBLER: 0.25}
 #: Version of the generator; part of the cache key, bump it when the sound changes.
 GENERATOR_VERSION = 5
 
@@ -171,6 +185,9 @@ class Character:
         if airlock == "blowoff":
             r_lo, r_hi = rng.uniform(2.5, 4.5), rng.uniform(4.5, LARGEST_RADIUS_MM)
             nb = (2, 4)
+        elif airlock == BUBBLER:
+            r_lo, r_hi = rng.uniform(6.0, 10.0), rng.uniform(10.0, BUBBLER_RADIUS_MM)
+            nb = (1, 3)
         elif airlock == "drip":
             r_lo, r_hi = rng.uniform(0.6, 1.5), rng.uniform(1.5, 3.5)
             nb = (1, 1)
@@ -678,9 +695,9 @@ def synthesize_recording(*, seed: int | np.random.SeedSequence, duration_s: floa
     if sr is None:
         sr = int(rng.choice(SAMPLE_RATES, p=SAMPLE_RATE_WEIGHTS))
     n = int(round(duration_s * sr))
-    unknown = (set(airlocks) - set(AIRLOCKS)) | (set(backgrounds or ()) - set(BACKGROUNDS))
+    unknown = (set(airlocks) - set(AIRLOCK_TYPES)) | (set(backgrounds or ()) - set(BACKGROUNDS))
     if unknown or not airlocks or (backgrounds is not None and not backgrounds):
-        raise ValueError(f"unknown or empty choices {sorted(unknown)}: airlocks come from {AIRLOCKS}, "
+        raise ValueError(f"unknown or empty choices {sorted(unknown)}: airlocks come from {AIRLOCK_TYPES}, "
                          f"backgrounds from {tuple(BACKGROUNDS)}")
     char = Character.draw(rng, sr, airlocks=tuple(airlocks))
     chain = Chain.draw(rng, sr, char.distance_m)

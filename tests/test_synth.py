@@ -8,6 +8,8 @@ failure after a change of the generator means something, not bad luck.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -327,6 +329,55 @@ def test_a_plop_rises_in_pitch():
         f = inst_freq(x, sr)
         early, late = np.median(f[int(0.003 * sr):int(0.006 * sr)]), np.median(f[int(0.015 * sr):int(0.018 * sr)])
         assert late == pytest.approx(early, rel=0.02)
+
+
+def test_the_bubbler_is_drawn_only_when_asked_for_and_rings_lowest():
+    """The catalogued sets keep their four airlock types; the bubbler's big bubbles (6-20 mm) ring
+    below what the other four can (410 Hz and up), down to about 160 Hz."""
+    sr = 16000
+    default = {synth.Character.draw(np.random.default_rng(s), sr).airlock for s in range(400)}
+    assert default == set(synth.AIRLOCKS) and synth.BUBBLER not in default
+    drawn = [synth.Character.draw(np.random.default_rng(s), sr, airlocks=synth.AIRLOCK_TYPES) for s in range(400)]
+    assert {c.airlock for c in drawn} == set(synth.AIRLOCK_TYPES)
+    peaks = {}
+    for airlock in (synth.BUBBLER, "blowoff"):
+        chars = [c for c in drawn if c.airlock == airlock]
+        smallest, largest = (6.0, synth.BUBBLER_RADIUS_MM) if airlock == synth.BUBBLER else (2.5, synth.LARGEST_RADIUS_MM)
+        assert chars and all(smallest <= c.radius_mm[0] < c.radius_mm[1] <= largest for c in chars)
+        rng = np.random.default_rng(1) if airlock == synth.BUBBLER else np.random.default_rng(2)
+        no_glug = [dataclasses.replace(c, slosh_prob=0.0, knock_prob=0.0, slug_level=0.0) for c in chars[:20]]
+        peaks[airlock] = [spectral_peak(synth.plop(rng, sr, c)[0], sr) for c in no_glug]
+    lowest_other = synth.MINNAERT_HZ_M / (synth.LARGEST_RADIUS_MM / 1000)
+    assert min(peaks["blowoff"]) >= 0.95 * lowest_other
+    assert np.median(peaks[synth.BUBBLER]) < lowest_other
+    assert min(peaks[synth.BUBBLER]) >= 0.95 * synth.MINNAERT_HZ_M / (synth.BUBBLER_RADIUS_MM / 1000)
+
+
+def test_a_recording_of_a_bubbler_and_its_own_cache_key():
+    rec = synth.synthesize_recording(seed=4, duration_s=4.0, sr=16000, airlocks=(synth.BUBBLER,))
+    assert rec.params["airlock"] == synth.BUBBLER and len(rec.events) > 0
+    with pytest.raises(ValueError, match="bubbler"):
+        synth.synthesize_recording(seed=4, duration_s=4.0, airlocks=("bucket",))
+    keys = {synth.config_key(recordings=3, duration_s=3.0, seed=1, airlocks=a)
+            for a in (synth.AIRLOCKS, synth.AIRLOCK_TYPES)}
+    assert len(keys) == 2
+
+
+def test_only_the_full_profiles_extra_training_set_draws_the_bubbler(monkeypatch):
+    from helpers import config, datasets
+
+    assert set(config.profile("full").train_extra_airlocks) == set(synth.AIRLOCK_TYPES)
+    assert tuple(config.profile("quick").train_extra_airlocks) == synth.AIRLOCKS
+    seen = []
+    monkeypatch.setattr(datasets, "cached_synthetic", lambda folder, **kw: seen.append(kw) or pd.DataFrame(
+        {"split": []}))
+    for name in ("full", "quick"):
+        datasets.synthetic_training_extra(profile=name, progress=False)
+        datasets.synthetic_validation_extra(profile=name, progress=False)
+        datasets.synthetic_test_extra(profile=name, progress=False)
+    assert [tuple(kw.get("airlocks", synth.AIRLOCKS)) for kw in seen] == [
+        tuple(config.profile("full").train_extra_airlocks), synth.AIRLOCKS, synth.AIRLOCKS,
+        synth.AIRLOCKS, synth.AIRLOCKS, synth.AIRLOCKS]
 
 
 def test_plop_length_and_labelled_duration():
