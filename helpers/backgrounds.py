@@ -2,7 +2,7 @@
 
 The procedural babble and music of :mod:`helpers.synth` are not enough to teach a detector
 what talking and instruments sound like: trained on them alone, it fired about 50 times a
-minute on recorded speech and on a band with drums. ``data/backgrounds/`` holds 15 minutes of
+minute on recorded speech and on a band with drums. ``data/backgrounds/`` holds 28 minutes of
 speech (the Festival synthesizer's voices, built from recordings of real speakers) and
 music (songs played with the sampled instruments of the FluidR3 General MIDI sound font),
 made by ``tools/render_backgrounds.py`` and listed in ``data/backgrounds/catalogue.csv``.
@@ -120,17 +120,24 @@ def false_plops_per_minute(detector, *, split: str = "eval") -> dict:
     return {family: round(float(v), 1) for family, v in table["per_minute"].items()}
 
 
-def scores_in(detector, manifest: pd.DataFrame, *, snr_db=(10.0, 0.0), seed: int = 0,
+def scores_in(detector, recordings, *, snr_db=(10.0, 0.0), seed: int = 0,
               split: str = "eval") -> pd.DataFrame:
-    """``detector`` on the recordings of ``manifest`` with ``split``'s speech or music added,
-    each recording with one family at each SNR in ``snr_db`` (plops over the added sound):
-    one row per family × SNR with the pooled event F1, precision, recall and BPM within
-    ±10 % (:func:`helpers.evaluate.summarize_scores`)."""
+    """``detector`` on ``recordings`` with ``split``'s speech or music added, each recording
+    with one family at each SNR in ``snr_db`` (plops over the added sound): one row per
+    family × SNR with the pooled event F1, precision, recall and BPM within ±10 %
+    (:func:`helpers.evaluate.summarize_scores`). ``recordings`` is a manifest (read from disk)
+    or a sequence of ``(audio at 16 kHz, events)`` pairs, e.g. recorded bubbles
+    (:func:`helpers.bubbles.bubble_track`)."""
     from helpers.augment import add_at_snr
     from helpers.datasets import load_recording
     from helpers.evaluate import score_detections, summarize_scores
 
-    signals = [load_recording(row) for _, row in manifest.iterrows()]
+    if isinstance(recordings, pd.DataFrame):
+        signals = [load_recording(row) for _, row in recordings.iterrows()]
+    else:
+        signals = [(np.asarray(y, dtype=np.float32), ev) for y, ev, *_ in recordings]
+    if not signals:
+        raise ValueError("no recordings to score")
     rows = []
     for family in FAMILIES:
         for snr in snr_db:

@@ -135,6 +135,13 @@ def test_scores_in_speech_and_music_mixes_plops_with_the_evaluation_clips(tmp_pa
     # louder speech and music (-10 dB) cost the energy detector precision
     for _, fam in table.groupby("family"):
         assert fam["precision"].iloc[0] > fam["precision"].iloc[1]
+    # the same recordings as (audio, events) pairs, as tracks of recorded bubbles come: the same table
+    from helpers.datasets import load_recording
+
+    pairs = [load_recording(row) for row in rows]
+    pd.testing.assert_frame_equal(backgrounds.scores_in(_Energy(), pairs, snr_db=(30.0, -10.0)), table)
+    with pytest.raises(ValueError, match="no recordings"):
+        backgrounds.scores_in(_Energy(), [])
 
 
 class _Stop(Exception):

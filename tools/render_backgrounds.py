@@ -20,7 +20,9 @@ and only measure (``bench/run_bench.py --only backgrounds``).
 Needs (Debian)::
 
     apt-get install fluidsynth fluid-soundfont-gm festival festvox-kallpc16k festvox-kdlpc16k \
-        festvox-us-slt-hts festvox-italp16k festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita
+        festvox-us-slt-hts festvox-italp16k festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita \
+        festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv \
+        festvox-ru
 
 and ``pip install mido``. Users never need to run it: the clips are in the repository.
 """
@@ -69,7 +71,9 @@ TEXTS = {
 
 #: voice → language; the training voices and the evaluation voices do not overlap
 VOICES = {
-    "train": ["voice_kal_diphone", "voice_cmu_us_slt_arctic_hts", "voice_pc_diphone", "voice_czech_dita"],
+    "train": ["voice_kal_diphone", "voice_cmu_us_slt_arctic_hts", "voice_pc_diphone", "voice_czech_dita",
+              "voice_czech_krb", "voice_czech_machac", "voice_czech_ph", "voice_hy_fi_mv_diphone",
+              "voice_suo_fi_lj_diphone", "voice_msu_ru_nsh_clunits"],
     "eval": ["voice_ked_diphone", "voice_lp_diphone", "voice_upc_ca_ona_hts"],
 }
 
@@ -173,7 +177,8 @@ def music(rng: np.random.Generator, programs: dict, seconds: float, sr: int, num
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "backgrounds")
-    ap.add_argument("--songs", type=int, default=8, help="songs per split (eval gets half)")
+    ap.add_argument("--songs", type=int, default=16, help="training songs")
+    ap.add_argument("--eval-songs", type=int, default=4, help="evaluation songs")
     ap.add_argument("--seconds", type=float, default=40.0, help="length of a song")
     args = ap.parse_args()
     missing = [t for t in ("text2wave", "fluidsynth") if shutil.which(t) is None]
@@ -205,7 +210,7 @@ def main() -> int:
             # each voice reads every text; the texts rotate so that clips start differently
             texts = TEXTS[split][i % len(TEXTS[split]):] + TEXTS[split][: i % len(TEXTS[split])]
             keep(speech(voice, " ".join(texts), SR, rng), split, "speech", f"Festival {voice[6:]}")
-        for number in range(args.songs if split == "train" else args.songs // 2):
+        for number in range(args.songs if split == "train" else args.eval_songs):
             y, info = music(rng, PROGRAMS[split], args.seconds, SR, number)
             keep(y, split, "music", f"FluidSynth FluidR3_GM, programs {info['programs']}, "
                                     f"{info['bpm']} bpm, {info['drums']}")
