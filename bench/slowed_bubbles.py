@@ -76,6 +76,10 @@ def score(model: Path) -> dict:
     _, summary = evaluate_detector(det, datasets.synthetic_test_extra(progress=False))
     out["larger test set F1"] = round(summary["f1"], 3)
     out["false plops a minute"] = backgrounds.false_plops_per_minute(det)
+    tracks = [bubbles.bubble_track(seed=s, duration_s=60.0, pool=others) for s in range(6)]
+    talk = backgrounds.scores_in(det, tracks, snr_db=(0.0, 10.0, 20.0))
+    out["other sources in talk and music"] = {f"{r.family} {r.snr_db:g} dB": [round(r.f1, 3), round(r.bpm_within_10pct, 2)]
+                                              for r in talk.itertuples()}
     return out
 
 
@@ -83,6 +87,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--slow", default="0.5,0.7", help="comma-separated speed factors below 1 ('' for none)")
     ap.add_argument("--negatives", type=int, default=None, help="talk and music recordings (default: the profile's 72)")
+    ap.add_argument("--extra-airlocks", default=None,
+                    help="comma-separated airlock types of the extra training set (default: the profile's)")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "slowed-bubbles")
     args = ap.parse_args()
     factors = [float(f) for f in args.slow.split(",") if f.strip()]
@@ -97,6 +103,8 @@ def main() -> int:
     prof = profile("full")
     if args.negatives is not None:
         prof = dataclasses.replace(prof, train_negatives=args.negatives)
+    if args.extra_airlocks is not None:
+        prof = dataclasses.replace(prof, train_extra_airlocks=tuple(args.extra_airlocks.split(",")))
     real_split = bubbles.split_pool
 
     def split_with_slowed(where=None):   # what training_recordings draws its bubbles from
@@ -104,12 +112,14 @@ def main() -> int:
         return slowed(train, factors), held
 
     bubbles.split_pool = split_with_slowed
-    out = args.work / (f"slow{args.slow.replace(',', '_') or 'none'}-neg{prof.train_negatives}")
+    out = args.work / (f"slow{args.slow.replace(',', '_') or 'none'}-neg{prof.train_negatives}"
+                       f"-{len(prof.train_extra_airlocks)}airlocks")
     report = training.train_and_export(datasets.synthetic(profile=prof), datasets.synthetic_training_extra(profile=prof),
                                        out=out, profile=prof, tune=datasets.synthetic_validation_extra(profile=prof),
                                        export=False)
     bubbles.split_pool = real_split
-    result = {"slow": factors, "negatives": prof.train_negatives, "train_seconds": report["train_seconds"],
+    result = {"slow": factors, "negatives": prof.train_negatives,
+              "extra_airlocks": list(prof.train_extra_airlocks), "train_seconds": report["train_seconds"],
               **score(out)}
     (out / "slowed_bubbles.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
