@@ -226,7 +226,7 @@ TALK_TRACKS = 6
 
 def _bubbles_other_sources(bubbles, records) -> dict:
     """The shipped model (int8) on the bubbles and drops of eight other games and a desktop
-    (``data/bubbles/others``, which the shipped model never trains or tunes on): pooled by SNR, by package
+    (``data/bubbles/others``, which the shipped model never trains on): pooled by SNR, by package
     at 10 dB (:func:`helpers.bubbles.by_package`), and in recorded talk and music
     (:func:`helpers.backgrounds.scores_in`)."""
     import pandas as pd
@@ -604,7 +604,8 @@ def fmt_table(results: dict) -> str:
         if ot:
             lines += ["", f"**Bubbles and drops from other sources** (`data/bubbles/others`): {ot['sounds']} sounds "
                       f"cut from the sound effects of {ot['packages']} other packages (games and a desktop's "
-                      "sound theme; the shipped model never trains or tunes on them), mixed like the bubbles above. "
+                      "sound theme; the shipped model never trains on them, but its recipe was chosen among a few "
+                      "variants on them, README), mixed like the bubbles above. "
                       "The CRNN int8 (shipped), pooled over all sounds (most of them from two packages, so see each "
                       "package below):", "",
                       "| SNR | plops | event F1 | precision | recall | BPM ±10 % |",

@@ -728,19 +728,20 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
 
     ``negatives`` recordings of 30 s of speech or music alone (:func:`helpers.backgrounds.negatives`,
     other excerpts for each seed) are trained on beside them, and a sixth as many more join the
-    validation recordings (other excerpts of the same ten minutes of clips, not unheard talk),
+    validation recordings (other excerpts of the same 24 minutes of clips, not unheard talk),
     so that the epoch and the thresholds are chosen where false plops cost too. Without them a model fine-tuned on six minutes of one airlock forgot what the
     shipped one had learned of talking and music: on recordings of them alone it found 66 and
     110 plops a minute (the shipped model of the time 3 and 9); with the default 24, 8 and 6
-    (the shipped model now 4 and 5, fine-tuned from it 6 and 4: ``bench/run_bench.py --only
-    bubbles``). ``0`` trains on the folders alone, which is the
+    (the shipped model now 2.7 and 3.0, fine-tuned from it 2.2 and 3.4: ``bench/run_bench.py
+    --only bubbles``). ``0`` trains on the folders alone, which is the
     default from scratch (``init=None``): a new model must learn the plops first, and ten
     epochs on six minutes beside 24 negatives taught it none (validation F1 0).
     Returns a report of what was done, with ``false_plops_per_minute``: what the new model
     (``model``) and the one it started from (``start``) find a minute in recorded talk and
     music that nothing trains on (:func:`helpers.backgrounds.false_plops_per_minute`). Fine-tuning on low
-    plops can teach a model to fire on voices (on widelands' brewery bubbles near 290 Hz: 27 a
-    minute in talk, against 4 before), so ``train`` says so.
+    plops can teach a model to fire on voices (on widelands' brewery bubbles near 290 Hz: 7.7 a
+    minute in talk, against 2.7 before; 27 against 3.8 with the model and voices of the version
+    before), so ``train`` says so.
     """
     from helpers import backgrounds
     from helpers.datasets import Recordings, own_recordings, split_by_recording
