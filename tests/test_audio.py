@@ -370,6 +370,16 @@ def test_to_mono():
         to_mono(np.zeros((1, 2, 3)))
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_to_mono_of_a_transposed_file_array_is_the_float64_mean(channels):
+    """soundfile gives (n, channels); to_mono gets its transposed view and averages it one
+    channel at a time (fast), to exactly the mean in float64."""
+    frames = np.random.default_rng(channels).standard_normal((10_001, channels)).astype(np.float32)
+    mono = to_mono(frames.T)
+    assert mono.dtype == np.float32 and mono.shape == (10_001,)
+    np.testing.assert_array_equal(mono, frames.mean(axis=1, dtype=np.float64).astype(np.float32))
+
+
 def test_to_mono_keeps_one_channel_when_they_cancel(tmp_path):
     """A pair in opposite polarity averages to silence: the louder channel is kept, and
     load_audio says so; ordinary stereo (a quiet second channel too) is still averaged."""
