@@ -228,10 +228,9 @@ def _bubbles_other_sources(bubbles, records) -> dict:
     """The shipped model (int8) on the bubbles and drops of eight other games and a desktop
     (``data/bubbles/others``, which the shipped model never trains on): pooled by SNR, by package
     at 10 dB (:func:`helpers.bubbles.by_package`), and in recorded talk and music
-    (:func:`helpers.backgrounds.scores_in`)."""
+    (:func:`helpers.bubbles.in_talk_and_music`)."""
     import pandas as pd
 
-    from helpers import backgrounds
     from helpers.evaluate import summarize_scores
     from helpers.models import Detector
 
@@ -240,10 +239,7 @@ def _bubbles_other_sources(bubbles, records) -> dict:
     table = bubbles.sweep(det, pool=pool)
     by_snr = [{"snr_db": float(snr), **summarize_scores(g)} for snr, g in table.groupby("snr_db")]
     per = bubbles.by_package(det, pool, snr_db=10.0)
-    # the closest to a stranger's airlock beside a radio: these sounds in the recorded talk and
-    # music that nothing trains on (the eval clips of helpers.backgrounds)
-    tracks = [bubbles.bubble_track(seed=seed, pool=pool) for seed in range(TALK_TRACKS)]
-    talk = backgrounds.scores_in(det, tracks, snr_db=(0.0, 10.0, 20.0))
+    talk = bubbles.in_talk_and_music(det, pool, tracks=TALK_TRACKS)
     out = {"sounds": len(pool), "packages": len(per), "by_snr": records(pd.DataFrame(by_snr)),
            "by_package": records(per), "package_mean_f1": round(float(per["f1"].mean()), 3),
            "in_talk_and_music": {"tracks": TALK_TRACKS, "by_snr": records(talk)}}
@@ -493,6 +489,11 @@ def finite(obj):
     return obj
 
 
+def _scores(r: dict) -> str:
+    """The event F1, precision, recall and BPM-within-±10 % cells of one table row."""
+    return f"{r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['bpm_within_10pct']:.0%}"
+
+
 def fmt_table(results: dict) -> str:
     """The Markdown table the README shows."""
     lines = []
@@ -539,8 +540,7 @@ def fmt_table(results: dict) -> str:
                   "| system | event F1 | precision | recall | BPM ±10 % | BPM error | BPM ±10 %, labels |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in large:
-            lines.append(f"| {r['system']} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                         f"{r['bpm_within_10pct']:.0%} | {r['bpm_error_median']:.1%} | "
+            lines.append(f"| {r['system']} | {_scores(r)} | {r['bpm_error_median']:.1%} | "
                          f"{r['bpm_within_10pct_labels']:.0%} |")
         by = q.get("large_test_bpm_by_plops")
         if by:
@@ -596,8 +596,7 @@ def fmt_table(results: dict) -> str:
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, key in (("CRNN int8 (shipped)", "by_snr"), ("GMM-HMM (`autolabel`)", "labeler_by_snr")):
             for r in rb.get(key, []):
-                lines.append(f"| {name} | {r['snr_db']:g} dB | {r['plops']} | {r['f1']:.3f} | {r['precision']:.3f} | "
-                             f"{r['recall']:.3f} | {r['bpm_within_10pct']:.0%} |")
+                lines.append(f"| {name} | {r['snr_db']:g} dB | {r['plops']} | {_scores(r)} |")
         lines += ["", "Hardest backgrounds for the CRNN: " + ", ".join(f"{r['family']} (F1 {r['f1']:.3f})" for r in worst)
                   + "."]
         ot = rb.get("others")
@@ -611,26 +610,23 @@ def fmt_table(results: dict) -> str:
                       "| SNR | plops | event F1 | precision | recall | BPM ±10 % |",
                       "| ---: | ---: | ---: | ---: | ---: | ---: |"]
             for r in ot["by_snr"]:
-                lines.append(f"| {r['snr_db']:g} dB | {r['tp'] + r['fn']} | {r['f1']:.3f} | {r['precision']:.3f} | "
-                             f"{r['recall']:.3f} | {r['bpm_within_10pct']:.0%} |")
+                lines.append(f"| {r['snr_db']:g} dB | {r['tp'] + r['fn']} | {_scores(r)} |")
             lines += ["", "Each package's sounds alone at 10 dB (mean event F1 over packages "
                       f"{ot['package_mean_f1']:.3f}; a package of one to three sounds gives a rough figure):", "",
                       "| package | sounds | pitch | event F1 | precision | recall | BPM ±10 % |",
                       "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
             for r in ot["by_package"]:
-                lines.append(f"| {r['package']} | {r['sounds']} | {r['pitch_hz']} Hz | {r['f1']:.3f} | {r['precision']:.3f} | "
-                             f"{r['recall']:.3f} | {r['bpm_within_10pct']:.0%} |")
+                lines.append(f"| {r['package']} | {r['sounds']} | {r['pitch_hz']} Hz | {_scores(r)} |")
             tm = ot.get("in_talk_and_music")
             if tm:
                 lines += ["", f"The same sounds in {tm['tracks']} tracks of 60 s mixed into the recorded talk and music "
                           "that nothing trains on (other voices and instruments than the training ones; "
-                          "`backgrounds.scores_in`), the closest the repository comes to a stranger's airlock beside a "
+                          "`bubbles.in_talk_and_music`), the closest the repository comes to a stranger's airlock beside a "
                           "radio:", "",
                           "| background | SNR | event F1 | precision | recall | BPM ±10 % |",
                           "| --- | ---: | ---: | ---: | ---: | ---: |"]
                 for r in tm["by_snr"]:
-                    lines.append(f"| {r['family'].replace('instruments', 'music')} | {r['snr_db']:g} dB | {r['f1']:.3f} | "
-                                 f"{r['precision']:.3f} | {r['recall']:.3f} | {r['bpm_within_10pct']:.0%} |")
+                    lines.append(f"| {r['family'].replace('instruments', 'music')} | {r['snr_db']:g} dB | {_scores(r)} |")
         own = rb.get("own")
         if own:
             low = rb.get("own_low")
@@ -651,8 +647,7 @@ def fmt_table(results: dict) -> str:
                 for name in ("shipped", "fine-tuned") if case else ():
                     v = case[name]
                     fp = v.get("false_plops_per_minute", {})
-                    lines.append(f"| {sounds} | {name} | {v['f1']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | "
-                                 f"{v['bpm_within_10pct']:.0%} | {fp.get('speech', float('nan')):.1f} | "
+                    lines.append(f"| {sounds} | {name} | {_scores(v)} | {fp.get('speech', float('nan')):.1f} | "
                                  f"{fp.get('instruments', float('nan')):.1f} |")
     rows = []
     d = results.get("detect")

@@ -24,8 +24,8 @@ the number of recorded-bubble recordings in training, were chosen on figures on 
 They differ from an airlock's plops: shorter (a median of about 80 ms), with no glug of water
 falling back and no cap knocking, and from one source. :func:`others_folder` holds sounds of
 nine other packages (bubble trains, drops, big low bubbles) that the shipped model never trains
-or tunes on;
-:func:`by_package` scores each package alone. So the figures are an estimate for *real bubble
+on; :func:`by_package` scores each package alone, :func:`in_talk_and_music` all of them beside
+recorded talk and music. So the figures are an estimate for *real bubble
 sounds*, not for your airlock; label a few minutes of your own to know that.
 
 Examples
@@ -324,6 +324,19 @@ def by_package(detector, pool: Sequence[Bubble], *, snr_db: float = 10.0, famili
                      "pitch_hz": round(float(np.median([peak_hz(b) for b in mine]))),
                      **summarize_scores(table)})
     return pd.DataFrame(rows)
+
+
+def in_talk_and_music(detector, pool: Sequence[Bubble], *, tracks: int = 6, snr_db=(0.0, 10.0, 20.0),
+                      duration_s: float = 60.0) -> pd.DataFrame:
+    """The sounds of ``pool`` in ``tracks`` :func:`bubble_track` recordings (seeds 0, 1, …) mixed
+    into the recorded talk and music that nothing trains on (the eval clips of
+    :mod:`helpers.backgrounds`), scored at each SNR: :func:`helpers.backgrounds.scores_in`'s
+    table, one row per family × SNR. For sounds from elsewhere, the closest the repository comes
+    to a stranger's airlock beside a radio."""
+    from helpers import backgrounds
+
+    recordings = [bubble_track(seed=seed, duration_s=duration_s, pool=pool) for seed in range(tracks)]
+    return backgrounds.scores_in(detector, recordings, snr_db=snr_db)
 
 
 def _snr_range(snr_db) -> tuple[float, float]:

@@ -797,4 +797,3 @@ def train_on_folders(folders, *, out: str | os.PathLike, epochs: int = 10, init:
             "postprocess": det.config.postprocess, "litert_bytes": sizes,
             "false_plops_per_minute": false_plops,
             "seconds": round(time.perf_counter() - t0, 1)}
-

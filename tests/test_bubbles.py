@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -304,3 +305,22 @@ def test_by_package_scores_each_package_alone(monkeypatch):
     alone = real_sweep(det, pool=[b for b in pool if bubbles.package(b.source) == "mate"], snrs_db=[10.0],
                        families=["hum"], seeds=[0], duration_s=20.0)
     assert table.set_index("package").loc["mate", "tp"] == alone["tp"].sum()
+
+
+def test_in_talk_and_music_scores_tracks_of_the_pool_in_the_recorded_eval_clips():
+    """The pool's sounds in tracks of seeds 0, 1, … mixed into the recorded eval talk and music:
+    backgrounds.scores_in on exactly those tracks."""
+    from helpers import backgrounds
+
+    class Energy:   # a plain energy detector: a run of loud 10 ms frames is an event
+        def detect(self, y):
+            frames = np.sqrt(np.mean(y[: len(y) // 160 * 160].reshape(-1, 160) ** 2, axis=1))
+            loud = frames > 4 * np.median(frames)
+            starts = np.flatnonzero(loud & ~np.r_[False, loud[:-1]])
+            return pd.DataFrame({"start": starts * 0.01, "end": starts * 0.01 + 0.05})
+
+    pool = [b for b in bubbles.single_bubbles(bubbles.FOLDER / "others") if bubbles.package(b.source) == "mate"]
+    table = bubbles.in_talk_and_music(Energy(), pool, tracks=2, snr_db=(10.0,), duration_s=10.0)
+    assert list(zip(table["family"], table["snr_db"])) == [("speech", 10.0), ("instruments", 10.0)]
+    tracks = [bubbles.bubble_track(seed=s, duration_s=10.0, pool=pool) for s in range(2)]
+    pd.testing.assert_frame_equal(table, backgrounds.scores_in(Energy(), tracks, snr_db=(10.0,)))
