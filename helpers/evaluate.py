@@ -11,6 +11,7 @@ pooled (micro-averaged): true positives, false positives and false negatives are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -173,6 +174,50 @@ def _bpm_summary(table: pd.DataFrame) -> dict:
     return {"bpm_error_median": over("bpm_error", "median"), "bpm_within_10pct": over("within_10", "mean"),
             "bpm_ci_coverage": over("ci_covers", "mean"),
             "bpm_within_10pct_labels": over("labels_within_10", "mean")}
+
+
+def false_plops_at_confusers(table: pd.DataFrame) -> dict:
+    """Where a detector's false plops come from on synthetic recordings: the knocks, taps,
+    clinks and other non-plop transients that the synthesizer mixes in (``n_confusers`` of
+    the manifest), or everything else (the backgrounds).
+
+    ``table`` has one row per recording with ``fp``, ``n_confusers`` and ``duration_s`` (as
+    from :func:`helpers.systems.evaluation_tables`). The recordings without confusers give
+    the false plops a minute of everything else; the false plops of the others beyond that
+    rate, divided by their confusers, estimate the false plops per confuser. It is an
+    estimate: the two groups of recordings have other backgrounds too, so for a detector that
+    fires mostly on the backgrounds it can come out below zero (then the confusers cost it
+    nothing measurable, and ``share_at_confusers`` is 0).
+
+    Returns ``recordings``, ``false_plops``, ``confusers``, ``per_minute_without`` and
+    ``per_minute_with`` (false plops a minute in the recordings without and with confusers),
+    ``per_confuser`` and ``share_at_confusers`` (the share of all false plops that the
+    confusers explain); NaN where a group is empty.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"fp": [1, 7], "n_confusers": [0, 10], "duration_s": [60.0, 60.0]})
+    >>> r = false_plops_at_confusers(t)
+    >>> r["per_minute_without"], r["per_minute_with"], r["per_confuser"], r["share_at_confusers"]
+    (1.0, 7.0, 0.6, 0.75)
+    """
+    missing = {"fp", "n_confusers", "duration_s"} - set(table.columns)
+    if missing:
+        raise ValueError(f"false_plops_at_confusers needs the columns {sorted(missing)}")
+    none = (table["n_confusers"] == 0).to_numpy()
+
+    def per_minute(rows: pd.DataFrame) -> float:
+        minutes = float(rows["duration_s"].sum()) / 60
+        return round(float(rows["fp"].sum()) / minutes, 3) if minutes else math.nan
+
+    without, with_ = per_minute(table[none]), per_minute(table[~none])
+    confusers = int(table["n_confusers"].sum())
+    fp = int(table["fp"].sum())
+    excess = float(table.loc[~none, "fp"].sum()) - without * float(table.loc[~none, "duration_s"].sum()) / 60
+    return {"recordings": int(len(table)), "false_plops": fp, "confusers": confusers,
+            "per_minute_without": without, "per_minute_with": with_,
+            "per_confuser": round(excess / confusers, 3) if confusers else math.nan,
+            "share_at_confusers": round(max(excess, 0.0) / fp, 3) if fp else math.nan}
 
 
 #: SNR bands used to break scores down (dB; left-closed).

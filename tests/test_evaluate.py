@@ -23,7 +23,7 @@ from helpers.baselines import (
     events_from_level,
     tune_energy_counter,
 )
-from helpers.evaluate import match_onsets, onset_scores, pooled_onset_scores, prf
+from helpers.evaluate import false_plops_at_confusers, match_onsets, onset_scores, pooled_onset_scores, prf
 
 # ----------------------------------------------------------------------------- references
 
@@ -353,3 +353,11 @@ def test_a_perfect_detector_shows_the_bpm_estimators_own_limit():
     both = score_detections([ref, ref], [ref.iloc[:0], ref.iloc[:30]], [60.0, 60.0], bpm_method="count")
     assert summarize_scores(both)["bpm_within_10pct_labels"] == 1.0
     assert summarize_scores(both)["bpm_within_10pct"] == 0.0
+
+
+def test_false_plops_at_confusers_needs_its_columns_and_has_no_rate_without_clean_recordings():
+    with pytest.raises(ValueError, match="n_confusers"):
+        false_plops_at_confusers(pd.DataFrame({"fp": [1], "duration_s": [60.0]}))
+    r = false_plops_at_confusers(pd.DataFrame({"fp": [3], "n_confusers": [5], "duration_s": [60.0]}))
+    assert r["false_plops"] == 3 and r["confusers"] == 5
+    assert np.isnan(r["per_minute_without"]) and np.isnan(r["per_confuser"]) and np.isnan(r["share_at_confusers"])

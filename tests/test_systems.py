@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from helpers import synth, systems
+from helpers import evaluate, synth, systems
 from helpers.config import REPO_ROOT, SR
 from helpers.evaluate import (detection_errors, evaluate_recordings, sed_eval_scores, window_metrics,
                               window_view)
@@ -182,6 +182,26 @@ def test_evaluation_tables_per_split_and_errors(quick_run):
     err = systems.errors_table(run, "GMM-HMM")
     n_err = per[per["system"] == "GMM-HMM"][["fp", "fn"]].to_numpy().sum()
     assert len(err) == n_err
+
+
+def test_false_plops_at_confusers_from_the_evaluation_tables():
+    """The manifest's confusers and durations reach the per-recording table, and the false
+    plops it attributes are exactly the systems' false plops (recordings with and without
+    confusers: seeds 74 and 76 have none)."""
+    recs = _recordings(4, seed=73)
+    man = pd.DataFrame({"recording": [f"r{i}" for i in range(4)], "split": "test",
+                        "n_confusers": [r.params["n_confusers"] for r in recs], "duration_s": 15.0})
+    assert (man["n_confusers"] == 0).any() and (man["n_confusers"] > 0).any()
+    syss = systems.make_systems(man.assign(path="", labels=""), include=("librosa onsets", "CRNN int8"))
+    run = systems.Run(man, [r.events for r in recs], [15.0] * 4, {s.name: [s.run(r.audio) for r in recs] for s in syss})
+    per, _ = systems.evaluation_tables(run)
+    assert per["n_confusers"].tolist() == man["n_confusers"].tolist() * 2
+    for name, rows in per.groupby("system"):
+        r = evaluate.false_plops_at_confusers(rows)
+        assert r["false_plops"] == rows["fp"].sum() and r["confusers"] == man["n_confusers"].sum()
+        none = rows[rows["n_confusers"] == 0]
+        assert r["per_minute_without"] == pytest.approx(none["fp"].sum() / (none["duration_s"].sum() / 60), abs=1e-3)
+    assert per[per["system"] == "librosa onsets"]["fp"].sum() > 0   # something to attribute
 
 
 def test_unknown_system_is_a_clear_error():
