@@ -22,10 +22,10 @@ recipe (``make model``'s full profile) once, changed as follows, and is scored (
     so plops also weigh about 16 % more than in the other variants);
 ``gru64``, ``wide``
     the shipped recipe with a GRU of 64 units instead of 32, and that with a last convolution
-    block of 64 channels instead of 32 (more capacity: 22–24 s an epoch instead of 18, so about
-    340 s to train, over the five minutes the issue allows).
+    block of 64 channels instead of 32 (more capacity: about 22 s an epoch instead of 18, each
+    measured alone, so about 340 s to train, over the five minutes the issue allows).
 
-Two joined by ``+`` (``wide+confusers``) apply both.
+Variants joined by ``+`` (``wide+confusers``) apply each.
 
 Scores: the test split and the larger test set (event F1, precision, recall, false plops a
 minute without confusers and per confuser, BPM within ±10 %), the 89 other-source sounds and the
@@ -35,7 +35,8 @@ repository root (about 6 min to train, 1 to score, on two cores)::
 
     .venv/bin/python bench/confusers.py shipped focal confusers weighted gru64 wide wide+confusers
 
-A variant whose model is already in ``--work`` is scored again without training.
+A variant whose model is already in ``--work`` is scored again without training (its
+``<variant>.json`` then has no training time: that is in the first run's).
 """
 
 from __future__ import annotations
@@ -158,16 +159,16 @@ def patch(variant: str) -> None:
 
 
 def score(detector) -> dict:
-    import numpy as np
-    import pandas as pd
-
     from helpers import backgrounds, bubbles, datasets
+    from helpers.config import profile
     from helpers.evaluate import false_plops_at_confusers, summarize_scores
     from helpers.training import evaluate_detector
 
-    main = datasets.synthetic(progress=False)
+    prof = profile("full")   # what the variants train on, whatever $AED_PROFILE says
+    main = datasets.synthetic(profile=prof, progress=False)
     out = {}
-    for name, m in (("test split", main[main["split"] == "test"]), ("larger test set", datasets.synthetic_test_extra(progress=False))):
+    for name, m in (("test split", main[main["split"] == "test"]),
+                    ("larger test set", datasets.synthetic_test_extra(profile=prof, progress=False))):
         table, s = evaluate_detector(detector, m)
         table = table.merge(m[["recording", "n_confusers", "duration_s"]], on="recording")
         c = false_plops_at_confusers(table)
@@ -184,8 +185,9 @@ def score(detector) -> dict:
 
 def _variant(name: str) -> str:
     parts = name.split("+")
-    if not all(p in VARIANTS and p != "shipped" for p in parts) and name != "shipped" or len(set(parts)) < len(parts):
-        raise argparse.ArgumentTypeError(f"unknown variant {name!r}: one of {', '.join(VARIANTS)}, or two joined by +")
+    known = name == "shipped" or all(p in VARIANTS and p != "shipped" for p in parts)
+    if not known or len(set(parts)) < len(parts):
+        raise argparse.ArgumentTypeError(f"unknown variant {name!r}: one of {', '.join(VARIANTS)}, or several joined by +")
     if "confusers" in parts and "weighted" in parts:
         raise argparse.ArgumentTypeError("weighted already has the confusers of confusers")
     return name
@@ -193,7 +195,7 @@ def _variant(name: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("variants", nargs="+", type=_variant, help=f"{', '.join(VARIANTS)}, or two joined by +")
+    ap.add_argument("variants", nargs="+", type=_variant, help=f"{', '.join(VARIANTS)}, or several joined by +")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "confusers")
     args = ap.parse_args()
     if len(args.variants) > 1:   # one process each: the patches must not meet

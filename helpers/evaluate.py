@@ -192,7 +192,8 @@ def false_plops_at_confusers(table: pd.DataFrame) -> dict:
     Returns ``recordings``, ``false_plops``, ``confusers``, ``per_minute_without`` and
     ``per_minute_with`` (false plops a minute in the recordings without and with confusers),
     ``per_confuser`` and ``share_at_confusers`` (the share of all false plops that the
-    confusers explain); NaN where a group is empty.
+    confusers explain); NaN where a group is empty (no recordings without confusers, or no
+    confusers at all).
 
     Examples
     --------
@@ -204,20 +205,23 @@ def false_plops_at_confusers(table: pd.DataFrame) -> dict:
     missing = {"fp", "n_confusers", "duration_s"} - set(table.columns)
     if missing:
         raise ValueError(f"false_plops_at_confusers needs the columns {sorted(missing)}")
+    if table["n_confusers"].isna().any():
+        raise ValueError("false_plops_at_confusers: n_confusers is missing for "
+                         f"{int(table['n_confusers'].isna().sum())} recordings (not synthetic ones?)")
     none = (table["n_confusers"] == 0).to_numpy()
 
     def per_minute(rows: pd.DataFrame) -> float:
         minutes = float(rows["duration_s"].sum()) / 60
-        return round(float(rows["fp"].sum()) / minutes, 3) if minutes else math.nan
+        return float(rows["fp"].sum()) / minutes if minutes else math.nan
 
     without, with_ = per_minute(table[none]), per_minute(table[~none])
     confusers = int(table["n_confusers"].sum())
     fp = int(table["fp"].sum())
     excess = float(table.loc[~none, "fp"].sum()) - without * float(table.loc[~none, "duration_s"].sum()) / 60
     return {"recordings": int(len(table)), "false_plops": fp, "confusers": confusers,
-            "per_minute_without": without, "per_minute_with": with_,
+            "per_minute_without": round(without, 3), "per_minute_with": round(with_, 3),
             "per_confuser": round(excess / confusers, 3) if confusers else math.nan,
-            "share_at_confusers": round(max(excess, 0.0) / fp, 3) if fp else math.nan}
+            "share_at_confusers": round(max(excess, 0.0) / fp, 3) if fp and confusers else math.nan}
 
 
 #: SNR bands used to break scores down (dB; left-closed).

@@ -402,14 +402,14 @@ def run_systems(systems, manifest: pd.DataFrame, *, progress: bool = False,
 
 def evaluation_tables(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every system of ``run``: per recording (one row per system × recording, with
-    the manifest's ``split``, ``snr_db``, ``backgrounds``, ``airlock``, ``n_confusers`` and
-    ``duration_s``) and per system ×
+    the manifest's ``split``, ``snr_db``, ``backgrounds``, ``airlock`` and ``n_confusers``,
+    beside the measured ``duration_s``) and per system ×
     split (the pooled figures of :func:`helpers.evaluate.evaluate_recordings`, plus the
     real-time factor ``rtf``: processing seconds per second of audio)."""
     from helpers.evaluate import _evaluate, summarize_evaluation
 
     m = run.manifest
-    extra = [c for c in ("split", "snr_db", "backgrounds", "airlock", "n_confusers", "duration_s") if c in m]
+    extra = [c for c in ("split", "snr_db", "backgrounds", "airlock", "n_confusers") if c in m]
     per, overall = [], []
     splits = list(dict.fromkeys(m["split"])) if "split" in m else []
     for name, outs in run.outputs.items():

@@ -355,9 +355,13 @@ def test_a_perfect_detector_shows_the_bpm_estimators_own_limit():
     assert summarize_scores(both)["bpm_within_10pct"] == 0.0
 
 
-def test_false_plops_at_confusers_needs_its_columns_and_has_no_rate_without_clean_recordings():
+def test_false_plops_at_confusers_needs_its_columns_and_is_nan_where_a_group_is_empty():
     with pytest.raises(ValueError, match="n_confusers"):
         false_plops_at_confusers(pd.DataFrame({"fp": [1], "duration_s": [60.0]}))
     r = false_plops_at_confusers(pd.DataFrame({"fp": [3], "n_confusers": [5], "duration_s": [60.0]}))
     assert r["false_plops"] == 3 and r["confusers"] == 5
     assert np.isnan(r["per_minute_without"]) and np.isnan(r["per_confuser"]) and np.isnan(r["share_at_confusers"])
+    r = false_plops_at_confusers(pd.DataFrame({"fp": [3, 1], "n_confusers": [0, 0], "duration_s": [60.0, 60.0]}))
+    assert r["per_minute_without"] == 2.0 and np.isnan(r["per_confuser"]) and np.isnan(r["share_at_confusers"])
+    with pytest.raises(ValueError, match="missing for 1 recordings"):
+        false_plops_at_confusers(pd.DataFrame({"fp": [3, 1], "n_confusers": [2, np.nan], "duration_s": [60.0, 60.0]}))

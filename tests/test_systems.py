@@ -185,9 +185,9 @@ def test_evaluation_tables_per_split_and_errors(quick_run):
 
 
 def test_false_plops_at_confusers_from_the_evaluation_tables():
-    """The manifest's confusers and durations reach the per-recording table, and the false
-    plops it attributes are exactly the systems' false plops (recordings with and without
-    confusers: seeds 74 and 76 have none)."""
+    """The manifest's confusers reach the per-recording table beside the measured durations;
+    the attribution counts every false plop of each system once, and its rate without
+    confusers is that of the recordings without them (seeds 74 and 76 have none)."""
     recs = _recordings(4, seed=73)
     man = pd.DataFrame({"recording": [f"r{i}" for i in range(4)], "split": "test",
                         "n_confusers": [r.params["n_confusers"] for r in recs], "duration_s": 15.0})
@@ -196,6 +196,7 @@ def test_false_plops_at_confusers_from_the_evaluation_tables():
     run = systems.Run(man, [r.events for r in recs], [15.0] * 4, {s.name: [s.run(r.audio) for r in recs] for s in syss})
     per, _ = systems.evaluation_tables(run)
     assert per["n_confusers"].tolist() == man["n_confusers"].tolist() * 2
+    assert per["duration_s"].tolist() == pytest.approx([15.0] * 8)
     for name, rows in per.groupby("system"):
         r = evaluate.false_plops_at_confusers(rows)
         assert r["false_plops"] == rows["fp"].sum() and r["confusers"] == man["n_confusers"].sum()
