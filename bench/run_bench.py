@@ -561,10 +561,11 @@ def fmt_table(results: dict) -> str:
             lines += ["", "Where the false plops come from on the larger test set. The synthesizer mixes sounds "
                       "that are not plops (knocks, taps, clicks, a door, glass, typing, clunks: "
                       f"{fps[0]['confusers']} in all) into most of its recordings. False plops a minute in the "
-                      "recordings without them and in those with them; per confuser, the false plops of the "
-                      "latter beyond the rate of the former, divided by their confusers: what the confusers "
-                      "cost (`evaluate.false_plops_at_confusers`; an estimate, at or below zero for a system "
-                      "whose false plops come from the backgrounds whatever else is there):", "",
+                      "recordings without them and in those with them; per confuser, the false plops in the "
+                      "recordings with confusers beyond what the rate without them predicts, divided by the "
+                      "number of confusers (`evaluate.false_plops_at_confusers`). It is an estimate: the two "
+                      "groups also differ in their backgrounds, so it can come out below zero (as for the "
+                      "onset counters), and then the share is 0 %:", "",
                       "| system | false plops | a minute, without confusers | a minute, with them | per confuser | "
                       "share at confusers |",
                       "| --- | ---: | ---: | ---: | ---: | ---: |"]
