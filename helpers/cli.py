@@ -360,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     t.add_argument("--out", required=True, type=Path, help="folder for the <stem>.txt labels")
     _overwrite_option(t)
-    t.add_argument("--bpm-method", choices=("interval", "count"), default="interval",
-                   help="interval: the typical gap between plops, robust to a miss or a burst (default); "
+    t.add_argument("--bpm-method", choices=("interval", "mean", "count"), default="interval",
+                   help="interval: the typical (median) gap between plops, robust to a miss or a burst "
+                        "(default); mean: the mean of the same gaps, not biased by their skew; "
                         "count: plops per minute of the file, as counted by hand")
     t.add_argument("--strict", action="store_true",
                    help="also drop detections that do not ring like a bubble (the labeler's measures): "

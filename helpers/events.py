@@ -55,6 +55,21 @@ What it says:
   do better on every column except misses alone (median error 3.2 %, 90 % within ±10 %,
   coverage 0.85), so **the log fences with k = 1.5 are the default**: still "the median
   interval with the values outside the interquartile range rejected", measured on ratios.
+
+The point: median or mean of the kept intervals (``method="mean"``). Intervals are skewed, so
+their median is shorter than their mean and reads the BPM a few percent high; the mean of the
+kept intervals does not, and it is the centre of the t interval, so it always lies inside it
+(the median, about 5 % of the time, does not). Same scenarios, log fences, k = 1.5, within
+±10 % (``_iqr_k_study(settings=(("log", 1.5),), method=...)``)::
+
+    point     clean   miss    burst   false   all
+    median    0.93    0.93    0.93    0.91    0.90
+    mean      0.97    0.90    0.97    0.96    0.92
+
+The mean is closer everywhere except with missed plops alone, whose doubled intervals the
+fences do not always reject and which the mean feels more. ``"interval"`` (the median) stays
+the default, as the project's brief asks; ``"mean"`` is the choice for a detector that fires
+on extra sounds more often than it misses plops.
 """
 
 from __future__ import annotations
@@ -529,16 +544,19 @@ def _sorted_quantile(x: np.ndarray, q: float) -> float:
 
 
 def _interval_bpm(onsets: np.ndarray, duration_s: float | None, confidence: float,
-                  iqr_k: float | None, iqr_scale: str = DEFAULT_IQR_SCALE) -> dict:
-    """The interval method on sorted onsets (see :func:`bpm_from_events`).
+                  iqr_k: float | None, iqr_scale: str = DEFAULT_IQR_SCALE,
+                  point: str = "median") -> dict:
+    """The interval method on sorted onsets (see :func:`bpm_from_events`); ``point`` is
+    ``"median"`` (method ``"interval"``) or ``"mean"`` (method ``"mean"``) of the kept intervals.
 
     The fences keep a contiguous run of the *sorted* intervals, so rejection is two
     binary searches, and the median is read off that run.
     """
+    method = "mean" if point == "mean" else "interval"
     n = len(onsets)
     if n < 3:
         bpm = math.nan if duration_s is None else n * 60.0 / duration_s
-        return _nan_result(n, n - 1 if n else 0, "interval" if duration_s is None else "count",
+        return _nan_result(n, n - 1 if n else 0, method if duration_s is None else "count",
                            bpm=bpm)
     intervals = np.sort(np.diff(onsets))
     kept = intervals
@@ -564,20 +582,20 @@ def _interval_bpm(onsets: np.ndarray, duration_s: float | None, confidence: floa
     m = len(kept)
     median = 0.5 * float(kept[(m - 1) // 2] + kept[m // 2])
     if median <= 0:  # several onsets at the same time: no rate can be read from intervals
-        return _nan_result(n, m, "interval")
+        return _nan_result(n, m, method)
     mean = float(kept.sum()) / m
     centred = kept - mean
     sd = math.sqrt(float(centred @ centred) / (m - 1))
     half = _t_quantile(0.5 + confidence / 2, m - 1) * sd / math.sqrt(m)
     lower, upper = mean - half, mean + half
-    return {"bpm": 60.0 / median, "low": 60.0 / upper,
+    return {"bpm": 60.0 / (mean if point == "mean" else median), "low": 60.0 / upper,
             "high": 60.0 / lower if lower > 0 else math.inf,
-            "n_events": n, "n_intervals": m, "method": "interval"}
+            "n_events": n, "n_intervals": m, "method": method}
 
 
 def _check_bpm_options(duration_s, confidence, method, iqr_k, iqr_scale):
-    if method not in ("interval", "count"):
-        raise ValueError(f"method must be 'interval' or 'count', got {method!r}")
+    if method not in ("interval", "mean", "count"):
+        raise ValueError(f"method must be 'interval', 'mean' or 'count', got {method!r}")
     if iqr_scale not in ("linear", "log"):
         raise ValueError(f"iqr_scale must be 'linear' or 'log', got {iqr_scale!r}")
     confidence = float(confidence)
@@ -609,6 +627,10 @@ def bpm_from_events(
         (``k = iqr_k``; ``None`` keeps all) are rejected, and ``bpm = 60 / median`` of the
         kept intervals. The interval is a Student-t confidence interval on the *mean* of the
         kept intervals, mapped to BPM as ``(60 / upper, 60 / lower)``.
+    ``method="mean"``: the same rejection, and ``bpm = 60 / mean`` of the kept intervals,
+        the centre of its own interval (so ``bpm`` is always inside ``[low, high]``). Not
+        pulled up by the skew of the intervals as the median is, and in simulation closer to
+        the true rate except when plops are missed (module docstring).
     ``method="count"``: ``events / duration_s × 60`` with the exact (Garwood, chi-square)
         Poisson interval. Needs ``duration_s``.
 
@@ -623,7 +645,7 @@ def bpm_from_events(
     confidence
         Confidence level of the interval.
     method
-        ``"interval"`` or ``"count"``.
+        ``"interval"``, ``"mean"`` or ``"count"``.
     iqr_k
         IQR rejection factor of the interval method (default :data:`DEFAULT_IQR_K` = 1.5,
         chosen by measurement, see the module docstring). ``0`` is plain IQR (keep only
@@ -695,7 +717,8 @@ def bpm_from_events(
         return result
     if method == "count":
         return _count_bpm(n, duration_s, confidence)
-    return _interval_bpm(onsets, duration_s, confidence, iqr_k, iqr_scale)
+    return _interval_bpm(onsets, duration_s, confidence, iqr_k, iqr_scale,
+                         point="mean" if method == "mean" else "median")
 
 
 def bpm_over_time(
@@ -768,7 +791,8 @@ def bpm_over_time(
             r = _count_bpm(len(chunk), float(length), confidence) if method == "count" \
                 else _nan_result(0, 0, method, bpm=0.0)
         else:
-            r = _interval_bpm(chunk, float(length), confidence, iqr_k, iqr_scale)
+            r = _interval_bpm(chunk, float(length), confidence, iqr_k, iqr_scale,
+                              point="mean" if method == "mean" else "median")
         rows["bpm"].append(r["bpm"])
         rows["low"].append(r["low"])
         rows["high"].append(r["high"])
@@ -872,6 +896,7 @@ def _iqr_k_study(*, n_trials: int = 4000, duration_s: float = 300.0, seed: int =
                  settings: Sequence[tuple[str, float | None]] = (
                      ("linear", 0.0), ("linear", 0.5), ("linear", 1.0), ("linear", 1.5),
                      ("linear", None), ("log", 1.0), ("log", 1.5)),
+                 method: str = "interval",
                  ) -> pd.DataFrame:
     """The measurement behind :data:`DEFAULT_IQR_K` (see the module docstring).
 
@@ -879,7 +904,8 @@ def _iqr_k_study(*, n_trials: int = 4000, duration_s: float = 300.0, seed: int =
     2–240 BPM, gamma shape uniform in 5–40; ``burst``: 3 % of plops start a burst of 2–4;
     ``miss``: 5–10 % missed; ``false``: 5 % false detections; ``all``: all three. Returns one
     row per (scale, k, scenario) with the median relative error, the share within ±10 % and
-    the coverage of the true rate by the 95 % interval. Takes about 10 s for 4000 trials.
+    the coverage of the true rate by the 95 % interval. ``method="mean"`` measures the mean of
+    the kept intervals instead of their median. Takes about 10 s for 4000 trials.
     """
     scenarios = {"clean": (0, 0, 0), "miss": (0, 1, 0), "burst": (1, 0, 0),
                  "false": (0, 0, 1), "all": (1, 1, 1)}
@@ -895,7 +921,8 @@ def _iqr_k_study(*, n_trials: int = 4000, duration_s: float = 300.0, seed: int =
                                      burst_prob=0.03 * burst, miss_prob=miss_prob,
                                      false_ratio=0.05 * false, seed=rng)
             for scale, k in settings:
-                r = bpm_from_events(onsets, duration_s=duration_s, iqr_k=k, iqr_scale=scale)
+                r = bpm_from_events(onsets, duration_s=duration_s, iqr_k=k, iqr_scale=scale,
+                                    method=method)
                 results[(scale, k)].append(
                     (bpm_error(r["bpm"], rate), r["low"] <= rate <= r["high"]))
         for (scale, k), values in results.items():

@@ -667,8 +667,9 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
     ``duration_s``, ``events``, ``bpm``, ``bpm_low``, ``bpm_high``, ``error``).
 
     ``bpm_method`` (:func:`helpers.events.bpm_from_events`): ``"interval"`` (default), the
-    typical gap between plops, robust to a missed plop or a burst; ``"count"``, plops per minute
-    of the file, what counting by hand gives, exact when the detector is.
+    typical gap between plops, robust to a missed plop or a burst; ``"mean"``, the mean of the
+    same gaps (not biased by their skew); ``"count"``, plops per minute of the file, what
+    counting by hand gives, exact when the detector is.
     ``min_plausibility``: see :meth:`Detector.detect` (``detect --strict``).
 
     A file that cannot be read, a path that is not audio or does not exist, and a file whose

@@ -390,6 +390,33 @@ def test_bpm_robust_to_a_missed_plop_and_a_burst():
     assert plain["high"] - plain["low"] > 3 * (r["high"] - r["low"])
 
 
+def test_bpm_mean_is_the_mean_of_the_kept_intervals_and_always_inside_its_interval():
+    intervals = np.array([1.9, 2.0, 2.2, 2.0, 1.8, 4.0])  # 4.0: a missed plop, rejected
+    onsets = np.concatenate([[0.0], np.cumsum(intervals)])
+    r = bpm_from_events(onsets, method="mean")
+    median = bpm_from_events(onsets)
+    assert r["method"] == "mean" and r["n_intervals"] == median["n_intervals"] == 5
+    assert r["bpm"] == pytest.approx(60 / intervals[:5].mean())     # 30.61, the median's 30.0
+    assert (r["low"], r["high"]) == (median["low"], median["high"])  # the same t interval
+    # skewed intervals: the median reads high, the mean does not; the mean's point is always
+    # inside its interval, the median's not always
+    rng = np.random.default_rng(5)
+    outside = {"interval": 0, "mean": 0}
+    errors = {"interval": [], "mean": []}
+    for _ in range(300):
+        onsets = simulate_onsets(rate_bpm=40, duration_s=300, shape=4, seed=rng)
+        for method in outside:
+            r = bpm_from_events(onsets, duration_s=300, method=method)
+            outside[method] += not r["low"] <= r["bpm"] <= r["high"]
+            errors[method].append(r["bpm"] / 40 - 1)
+    assert outside["mean"] == 0 and outside["interval"] > 0
+    assert np.median(errors["interval"]) > 0.05 and abs(np.median(errors["mean"])) < 0.03
+    # fewer than three plops: the count, as for the median
+    assert bpm_from_events([1.0, 3.0], duration_s=60, method="mean")["method"] == "count"
+    curve = bpm_over_time(np.arange(0, 600, 2.0), duration_s=600, method="mean")
+    assert curve["bpm"].tolist() == pytest.approx([30.0] * 6)
+
+
 def coverage(rate, shape, *, trials, seed, **options):
     rng = np.random.default_rng(seed)
     hits, widths = [], []

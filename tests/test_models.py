@@ -337,14 +337,14 @@ def test_detector_config_defaults():
 
 def test_cli_detect_bpm_methods(trained, tmp_path):
     """`--bpm-method count` prints the detected plops per minute of the file; the default
-    (interval) prints 60 over the median gap between them."""
+    (interval) prints 60 over the median gap between them, `mean` 60 over their mean."""
     from helpers.events import bpm_from_events
 
     folder = trained[0]
     rec = synth.synthesize_recording(seed=21, duration_s=12.0, sr=16000, snr_db=25)
     save_audio(tmp_path / "brew.wav", rec.audio, sr=16000)
     rows = {}
-    for method in ("interval", "count"):
+    for method in ("interval", "mean", "count"):
         r = _run("detect", tmp_path / "brew.wav", "--model", folder, "--out", tmp_path / method,
                  "--bpm-method", method, "--quiet")
         assert r.returncode == 0, r.stderr[-2000:]
@@ -356,7 +356,9 @@ def test_cli_detect_bpm_methods(trained, tmp_path):
     assert events >= 3 and bpm == pytest.approx(events / duration * 60, abs=0.05)
     expected = bpm_from_events(read_labels(tmp_path / "interval" / "brew.txt"), duration_s=duration)["bpm"]
     assert rows["interval"][2] == pytest.approx(expected, abs=0.05)
-    assert _run("detect", tmp_path / "brew.wav", "--out", tmp_path / "x", "--bpm-method", "mean").returncode == 2
+    mean = bpm_from_events(read_labels(tmp_path / "mean" / "brew.txt"), duration_s=duration, method="mean")
+    assert mean["method"] == "mean" and rows["mean"][2] == pytest.approx(mean["bpm"], abs=0.05)
+    assert _run("detect", tmp_path / "brew.wav", "--out", tmp_path / "x", "--bpm-method", "mode").returncode == 2
 
 
 def test_cli_detect_strict_drops_the_implausible_detections(tmp_path, talk_and_music):
