@@ -362,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite_option(t)
     t.add_argument("--bpm-method", choices=("interval", "mean", "count"), default="interval",
                    help="interval: the typical (median) gap between plops, robust to a miss or a burst "
-                        "(default); mean: the mean of the same gaps, not biased by their skew; "
+                        "(default); mean: the mean of the same gaps, not pulled up by their skew but pulled down by "
+                        "missed plops; "
                         "count: plops per minute of the file, as counted by hand")
     t.add_argument("--strict", action="store_true",
                    help="also drop detections that do not ring like a bubble (the labeler's measures): "

@@ -668,7 +668,7 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
 
     ``bpm_method`` (:func:`helpers.events.bpm_from_events`): ``"interval"`` (default), the
     typical gap between plops, robust to a missed plop or a burst; ``"mean"``, the mean of the
-    same gaps (not biased by their skew); ``"count"``, plops per minute of the file, what
+    same gaps (not pulled up by their skew, but pulled down by missed plops); ``"count"``, plops per minute of the file, what
     counting by hand gives, exact when the detector is.
     ``min_plausibility``: see :meth:`Detector.detect` (``detect --strict``).
 

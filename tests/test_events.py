@@ -396,7 +396,8 @@ def test_bpm_mean_is_the_mean_of_the_kept_intervals_and_always_inside_its_interv
     r = bpm_from_events(onsets, method="mean")
     median = bpm_from_events(onsets)
     assert r["method"] == "mean" and r["n_intervals"] == median["n_intervals"] == 5
-    assert r["bpm"] == pytest.approx(60 / intervals[:5].mean())     # 30.61, the median's 30.0
+    assert r["bpm"] == pytest.approx(60 / intervals[:5].mean())     # 30.30, the median's 30.0
+    assert r["bpm"] != pytest.approx(median["bpm"])
     assert (r["low"], r["high"]) == (median["low"], median["high"])  # the same t interval
     # skewed intervals: the median reads high, the mean does not; the mean's point is always
     # inside its interval, the median's not always
@@ -413,8 +414,12 @@ def test_bpm_mean_is_the_mean_of_the_kept_intervals_and_always_inside_its_interv
     assert np.median(errors["interval"]) > 0.05 and abs(np.median(errors["mean"])) < 0.03
     # fewer than three plops: the count, as for the median
     assert bpm_from_events([1.0, 3.0], duration_s=60, method="mean")["method"] == "count"
-    curve = bpm_over_time(np.arange(0, 600, 2.0), duration_s=600, method="mean")
-    assert curve["bpm"].tolist() == pytest.approx([30.0] * 6)
+    onsets = simulate_onsets(rate_bpm=30, duration_s=600, shape=4, seed=1)   # irregular
+    curve = bpm_over_time(onsets, duration_s=600, window_s=300, step_s=300, method="mean")
+    for end, bpm in zip(curve["time_s"], curve["bpm"]):
+        window = onsets[(onsets >= end - 300) & (onsets < end)]
+        assert bpm == pytest.approx(bpm_from_events(window, duration_s=300, method="mean")["bpm"])
+    assert (curve["bpm"] != bpm_over_time(onsets, duration_s=600, window_s=300, step_s=300)["bpm"]).all()
 
 
 def coverage(rate, shape, *, trials, seed, **options):

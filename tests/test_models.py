@@ -357,7 +357,8 @@ def test_cli_detect_bpm_methods(trained, tmp_path):
     expected = bpm_from_events(read_labels(tmp_path / "interval" / "brew.txt"), duration_s=duration)["bpm"]
     assert rows["interval"][2] == pytest.approx(expected, abs=0.05)
     mean = bpm_from_events(read_labels(tmp_path / "mean" / "brew.txt"), duration_s=duration, method="mean")
-    assert mean["method"] == "mean" and rows["mean"][2] == pytest.approx(mean["bpm"], abs=0.05)
+    assert mean["method"] == "mean" and rows["mean"][2] == pytest.approx(mean["bpm"], abs=0.06)
+    assert rows["mean"][2] != rows["interval"][2]   # irregular plops: the mean gap is not the median
     assert _run("detect", tmp_path / "brew.wav", "--out", tmp_path / "x", "--bpm-method", "mode").returncode == 2
 
 
