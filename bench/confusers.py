@@ -57,31 +57,6 @@ VARIANTS = ("shipped", "focal", "confusers", "weighted", "gru64", "wide")
 MARKED_S = 0.3
 
 
-def confusers_marked(y, events, *, rng, rate_per_min: float):
-    """``augment.mix_confusers``, also returning the confusers as events labelled ``x``."""
-    import numpy as np
-    import pandas as pd
-
-    from helpers import augment
-    from helpers.config import SR
-    from helpers.synth import CONFUSERS
-
-    plops = events[events["label"].astype(str) != "x"] if "label" in events else events
-    peaks = [np.max(np.abs(y[sl]), initial=0.0) for sl in augment._event_slices(plops)]
-    ref = float(np.median(peaks)) if peaks else 3 * np.sqrt(augment._power(y))
-    z = np.asarray(y, dtype=np.float64).copy()
-    marks = []
-    for _ in range(int(rng.poisson(rate_per_min * len(y) / SR / 60))):
-        x = CONFUSERS[str(rng.choice(sorted(CONFUSERS)))](rng, SR)
-        x = x / (np.max(np.abs(x)) + 1e-12) * ref * 10 ** (rng.uniform(-10.0, 6.0) / 20)
-        at = int(rng.integers(0, len(y)))
-        m = min(len(x), len(y) - at)
-        z[at:at + m] += x[:m]
-        marks.append((at / SR, (at + min(m, int(MARKED_S * SR))) / SR))
-    marked = pd.DataFrame({"start": [a for a, _ in marks], "end": [b for _, b in marks], "label": "x"})
-    return z.astype(np.float32), marked
-
-
 def patch(variant: str) -> None:
     """Change the shipped recipe in this process as ``variant`` says (module docstring; a
     ``+`` joins two, e.g. ``wide+confusers``)."""
@@ -90,9 +65,9 @@ def patch(variant: str) -> None:
             patch(part)
         return
     import numpy as np
-    import pandas as pd
 
     from helpers import augment, backgrounds, models
+    from helpers.config import SR
 
     if variant == "focal":
         import keras
@@ -112,20 +87,15 @@ def patch(variant: str) -> None:
         backgrounds.negatives = negatives
         augment.augment = functools.partial(real_augment, p_confusers=1.0)
     if variant == "weighted":
-        real_negatives = backgrounds.negatives
+        real_negatives, real_augment = backgrounds.negatives, augment.augment
 
         def negatives(count, seconds, *, seed=0, split="train"):
             rng = np.random.default_rng(seed + 1000)
-            return [confusers_marked(y, ev, rng=rng, rate_per_min=float(rng.uniform(2, 20)))
-                    for y, ev in real_negatives(count, seconds, seed=seed, split=split)]
-
-        def augment_marked(y, events, *, rng, backgrounds=None):
-            z, ev = augment.speed(y, events, factor=float(np.exp(rng.uniform(*np.log((0.85, 1.18))))))
-            rng.random()   # where the augmentation draws whether to add confusers (here always)
-            z, marked = confusers_marked(z, ev, rng=rng, rate_per_min=float(rng.uniform(2.0, 20.0)))
-            if rng.random() < 0.7:
-                z = augment.mix_background(z, ev, rng=rng, snr_db=float(rng.uniform(-5.0, 25.0)), pool=backgrounds)
-            return augment.channel(z, rng=rng), pd.concat([ev, marked], ignore_index=True)
+            out = []
+            for y, ev in real_negatives(count, seconds, seed=seed, split=split):
+                z, spots = augment.mix_confusers(y, ev, rng=rng, rate_per_min=float(rng.uniform(2, 20)), placed=True)
+                out.append((z, spots[["start", "end"]].assign(label="x")))
+            return out
 
         weight = {}
         real_epoch = models._train_epoch
@@ -137,8 +107,10 @@ def patch(variant: str) -> None:
                 f = models.frontend_features(y, kind=frontend)
                 conf = (events["label"].astype(str).eq("x").to_numpy() if "label" in events and len(events)
                         else np.zeros(len(events), bool))
+                marks = events[conf].copy()   # each confuser's first MARKED_S seconds
+                marks["end"] = np.minimum(marks["end"], (np.round(marks["start"] * SR) + MARKED_S * SR) / SR)
                 lab = models.frame_labels(events[~conf], len(f), hop_s=models.HOP_S).astype(np.float32)
-                lab[(models.frame_labels(events[conf], len(f), hop_s=models.HOP_S) == 1) & (lab == 0)] = -1
+                lab[(models.frame_labels(marks, len(f), hop_s=models.HOP_S) == 1) & (lab == 0)] = -1
                 if len(f) < models.WINDOW:
                     f = np.pad(f, ((0, models.WINDOW - len(f)), (0, 0)))
                     lab = np.pad(lab, (0, models.WINDOW - len(lab)))
@@ -153,7 +125,7 @@ def patch(variant: str) -> None:
             return real_epoch(model, x, np.maximum(y, 0), weights, batch_size=batch_size, progress=progress)
 
         backgrounds.negatives = negatives
-        augment.augment = augment_marked
+        augment.augment = functools.partial(real_augment, p_confusers=1.0, confuser_label="x")
         models.features_and_labels = features_and_labels
         models._train_epoch = train_epoch
 

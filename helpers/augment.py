@@ -113,10 +113,13 @@ def add_at_snr(y: np.ndarray, events: pd.DataFrame, background: np.ndarray, *, s
 
 def mix_confusers(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator,
                   rate_per_min: float, level_db: tuple[float, float] = (-10.0, 6.0),
-                  kinds: list[str] | None = None, sr: int = SR) -> np.ndarray:
+                  kinds: list[str] | None = None, sr: int = SR, placed: bool = False
+                  ) -> np.ndarray | tuple[np.ndarray, pd.DataFrame]:
     """Add non-plop transients (:data:`helpers.synth.CONFUSERS`) at random times, about
     ``rate_per_min`` of them per minute, each with its peak ``level_db`` (drawn from the range)
     relative to the median plop peak of ``y``. The events are unchanged: these are negatives.
+    With ``placed``, also return where they went (``start``, ``end`` in seconds and ``kind``;
+    the same draws, so the same audio).
 
     Examples
     --------
@@ -134,12 +137,17 @@ def mix_confusers(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generat
     peaks = [np.max(np.abs(y[sl]), initial=0.0) for sl in _event_slices(events, sr=sr)]
     ref = float(np.median(peaks)) if peaks else 3 * np.sqrt(_power(y))
     z = np.asarray(y, dtype=np.float64).copy()
+    spots = []
     for _ in range(int(rng.poisson(rate_per_min * n / sr / 60))):
-        x = CONFUSERS[str(rng.choice(names))](rng, sr)
+        kind = str(rng.choice(names))
+        x = CONFUSERS[kind](rng, sr)
         x = x / (np.max(np.abs(x)) + 1e-12) * ref * 10 ** (rng.uniform(*level_db) / 20)
         at = int(rng.integers(0, n))
         m = min(len(x), n - at)
         z[at:at + m] += x[:m]
+        spots.append((at / sr, (at + m) / sr, kind))
+    if placed:
+        return z.astype(np.float32), pd.DataFrame(spots, columns=["start", "end", "kind"])
     return z.astype(np.float32)
 
 
@@ -196,12 +204,14 @@ def augment(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator, sr
             snr_db: tuple[float, float] = (-5.0, 25.0), speed_range: tuple[float, float] = (0.85, 1.18),
             p_background: float = 0.7, backgrounds: list[str] | None = None,
             p_confusers: float = 0.5, confuser_rate: tuple[float, float] = (2.0, 20.0),
+            confuser_label: str | None = None,
             ) -> tuple[np.ndarray, pd.DataFrame]:
     """One random augmentation of a recording: speed, then (with ``p_confusers``) non-plop
     transients at a rate per minute drawn from ``confuser_rate``, then (with ``p_background``)
     a background from ``backgrounds`` (default: every family of :func:`background_families`,
     procedural and recorded) at an SNR drawn from ``snr_db``,
-    then the channel.
+    then the channel. With ``confuser_label``, the transients come back among the events with
+    that label (for a training that treats them apart); the audio is the same.
 
     Examples
     --------
@@ -212,9 +222,13 @@ def augment(y: np.ndarray, events: pd.DataFrame, *, rng: np.random.Generator, sr
     (dtype('float32'), True)
     """
     z, ev = speed(y, events, factor=float(np.exp(rng.uniform(*np.log(speed_range)))), sr=sr)
+    spots = None
     if rng.random() < p_confusers:
-        z = mix_confusers(z, ev, rng=rng, rate_per_min=float(rng.uniform(*confuser_rate)), sr=sr)
+        z, spots = mix_confusers(z, ev, rng=rng, rate_per_min=float(rng.uniform(*confuser_rate)), sr=sr,
+                                 placed=True)
     if rng.random() < p_background:
         z = mix_background(z, ev, rng=rng, snr_db=float(rng.uniform(*snr_db)), pool=backgrounds, sr=sr)
     z = channel(z, rng=rng, sr=sr)
+    if confuser_label is not None and spots is not None and len(spots):
+        ev = pd.concat([ev, spots[["start", "end"]].assign(label=confuser_label)], ignore_index=True)
     return z, ev

@@ -12,7 +12,8 @@ Frames to events
     **validation** recordings only.
 Events to BPM
     :func:`bpm_from_events` (median inter-plop interval with IQR rejection, its mean with
-    ``method="mean"``, or a plain count with a Poisson interval), :func:`bpm_over_time` (a rolling BPM: the fermentation curve),
+    ``method="mean"``, or a plain count with a Poisson interval), :func:`bpm_over_time` (a
+    rolling BPM: the fermentation curve),
     :func:`bpm_error` and :func:`within` to score a BPM, and :func:`simulate_onsets` to make
     airlock-like onset sequences with known rate for tests and for the measurement below.
 
@@ -549,14 +550,13 @@ def _sorted_quantile(x: np.ndarray, q: float) -> float:
 
 def _interval_bpm(onsets: np.ndarray, duration_s: float | None, confidence: float,
                   iqr_k: float | None, iqr_scale: str = DEFAULT_IQR_SCALE,
-                  point: str = "median") -> dict:
-    """The interval method on sorted onsets (see :func:`bpm_from_events`); ``point`` is
-    ``"median"`` (method ``"interval"``) or ``"mean"`` (method ``"mean"``) of the kept intervals.
+                  method: str = "interval") -> dict:
+    """The interval methods on sorted onsets (see :func:`bpm_from_events`): ``"interval"``
+    reads the BPM off the median of the kept intervals, ``"mean"`` off their mean.
 
     The fences keep a contiguous run of the *sorted* intervals, so rejection is two
     binary searches, and the median is read off that run.
     """
-    method = "mean" if point == "mean" else "interval"
     n = len(onsets)
     if n < 3:
         bpm = math.nan if duration_s is None else n * 60.0 / duration_s
@@ -592,7 +592,7 @@ def _interval_bpm(onsets: np.ndarray, duration_s: float | None, confidence: floa
     sd = math.sqrt(float(centred @ centred) / (m - 1))
     half = _t_quantile(0.5 + confidence / 2, m - 1) * sd / math.sqrt(m)
     lower, upper = mean - half, mean + half
-    return {"bpm": 60.0 / (mean if point == "mean" else median), "low": 60.0 / upper,
+    return {"bpm": 60.0 / (mean if method == "mean" else median), "low": 60.0 / upper,
             "high": 60.0 / lower if lower > 0 else math.inf,
             "n_events": n, "n_intervals": m, "method": method}
 
@@ -672,8 +672,8 @@ def bpm_from_events(
     Notes
     -----
     Small numbers never raise: with fewer than 3 events the interval methods (``"interval"``
-    and ``"mean"``) fall back to the count (``method`` is then ``"count"``) when ``duration_s`` is known, with ``low`` and
-    ``high`` NaN (too few intervals for an interval); without ``duration_s`` everything is NaN.
+    and ``"mean"``) fall back to the count (``method`` is then ``"count"``) when
+    ``duration_s`` is known, with ``low`` and ``high`` NaN (too few intervals for an interval); without ``duration_s`` everything is NaN.
     No events gives ``bpm = 0.0`` when ``duration_s`` is known, NaN otherwise. If the lower
     limit of the mean interval is not positive, ``high`` is ``inf``.
 
@@ -724,8 +724,7 @@ def bpm_from_events(
         return result
     if method == "count":
         return _count_bpm(n, duration_s, confidence)
-    return _interval_bpm(onsets, duration_s, confidence, iqr_k, iqr_scale,
-                         point="mean" if method == "mean" else "median")
+    return _interval_bpm(onsets, duration_s, confidence, iqr_k, iqr_scale, method)
 
 
 def bpm_over_time(
@@ -798,8 +797,7 @@ def bpm_over_time(
             r = _count_bpm(len(chunk), float(length), confidence) if method == "count" \
                 else _nan_result(0, 0, method, bpm=0.0)
         else:
-            r = _interval_bpm(chunk, float(length), confidence, iqr_k, iqr_scale,
-                              point="mean" if method == "mean" else "median")
+            r = _interval_bpm(chunk, float(length), confidence, iqr_k, iqr_scale, method)
         rows["bpm"].append(r["bpm"])
         rows["low"].append(r["low"])
         rows["high"].append(r["high"])

@@ -668,8 +668,8 @@ def detect_paths(paths, *, out_dir: str | os.PathLike, model: str | os.PathLike 
 
     ``bpm_method`` (:func:`helpers.events.bpm_from_events`): ``"interval"`` (default), the
     typical gap between plops, robust to a missed plop or a burst; ``"mean"``, the mean of the
-    same gaps (not pulled up by their skew, but pulled down by missed plops); ``"count"``, plops per minute of the file, what
-    counting by hand gives, exact when the detector is.
+    same gaps (not pulled up by their skew, but pulled down by missed plops); ``"count"``,
+    plops per minute of the file, what counting by hand gives, exact when the detector is.
     ``min_plausibility``: see :meth:`Detector.detect` (``detect --strict``).
 
     A file that cannot be read, a path that is not audio or does not exist, and a file whose

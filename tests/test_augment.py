@@ -62,6 +62,33 @@ def test_confusers_without_events_or_rate(track):
     assert np.isfinite(z).all() and not np.array_equal(z, y)
 
 
+def test_confusers_placed_says_where_they_went_without_changing_the_audio(track):
+    y, ev = track
+    z = augment.mix_confusers(y, ev, rng=np.random.default_rng(1), rate_per_min=60, kinds=["knock"])
+    z2, spots = augment.mix_confusers(y, ev, rng=np.random.default_rng(1), rate_per_min=60, kinds=["knock"],
+                                      placed=True)
+    assert np.array_equal(z, z2) and len(spots) >= 3 and (spots["kind"] == "knock").all()
+    assert (spots["end"] > spots["start"]).all() and (spots["end"] <= len(y) / SR).all()
+    changed = np.abs(z - y) > 1e-6
+    for start, end in zip(spots["start"], spots["end"]):   # the audio changed where they say
+        assert changed[int(round(start * SR)):int(round(end * SR))].any()
+    outside = np.ones(len(y), bool)
+    for start, end in zip(spots["start"], spots["end"]):
+        outside[int(round(start * SR)):int(round(end * SR))] = False
+    assert not changed[outside].any()                      # and nowhere else
+
+
+def test_augment_can_return_its_confusers_as_labelled_events(track):
+    y, ev = track
+    kw = dict(backgrounds=["pink"], speed_range=(1.0, 1.0), p_background=1.0, p_confusers=1.0)
+    z, ev2 = augment.augment(y, ev, rng=np.random.default_rng(3), **kw)
+    zx, evx = augment.augment(y, ev, rng=np.random.default_rng(3), confuser_label="x", **kw)
+    assert np.array_equal(z, zx) and len(ev2) == len(ev)   # the same audio; the plops alone by default
+    extra = evx[evx["label"] == "x"]
+    assert len(extra) > 0 and len(evx) == len(ev) + len(extra)
+    assert evx[evx["label"] != "x"].reset_index(drop=True)[["start", "end"]].equals(ev2[["start", "end"]])
+
+
 def test_augment_keeps_events_in_step_and_uses_the_pool(track):
     y, ev = track
     z, ev2 = augment.augment(y, ev, rng=np.random.default_rng(2), backgrounds=["pink"],
